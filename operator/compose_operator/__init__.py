@@ -1,0 +1,1 @@
+"""compose-operator: run Compose applications with AI models on Kubernetes."""

@@ -1,0 +1,47 @@
+"""The planner's output: every object to apply, every env patch, and what status reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from compose_operator.errors import Warning
+
+Manifest = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PlannedModel:
+    """A model as status reports it."""
+
+    key: str
+    model: str
+    engine: str
+    endpoint: str
+    """The `*_URL` value services receive: `http://<svc>.<ns>.svc.<domain>/v1/`."""
+    deployment: str
+    service: str
+    replicas: int
+    source: str = "own"
+    """`own`, or `shared: <ns>/<app>/<model>` when bound to a platform offer."""
+
+
+@dataclass(frozen=True)
+class PlannedService:
+    """A Compose service: `created` as our own Deployment, or `patched` into an existing one."""
+
+    name: str
+    mode: Literal["created", "patched"]
+    deployment: str
+    models: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    objects: tuple[Manifest, ...] = ()
+    """Objects the app owns, in apply order (PVCs and Services before Deployments)."""
+    patches: tuple[Manifest, ...] = ()
+    """Server-side-apply bodies for Deployments we only bind: containers by name, env only."""
+    models: tuple[PlannedModel, ...] = ()
+    services: tuple[PlannedService, ...] = ()
+    warnings: tuple[Warning, ...] = field(default_factory=tuple)
