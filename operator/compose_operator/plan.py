@@ -37,11 +37,24 @@ class PlannedService:
 
 
 @dataclass(frozen=True)
+class EnvBinding:
+    """Env entries for a Deployment we do not own (a Compose service with no `image`).
+
+    The planner cannot know the Deployment's container names; the shell reads them and
+    builds the server-side-apply body with `render.build_env_patch`.
+    """
+
+    deployment: str
+    service: str
+    env: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
 class Plan:
     objects: tuple[Manifest, ...] = ()
     """Objects the app owns, in apply order (PVCs and Services before Deployments)."""
-    patches: tuple[Manifest, ...] = ()
-    """Server-side-apply bodies for Deployments we only bind: containers by name, env only."""
+    bindings: tuple[EnvBinding, ...] = ()
+    """Env for Deployments we only patch (only those that opted in are touched)."""
     models: tuple[PlannedModel, ...] = ()
     services: tuple[PlannedService, ...] = ()
     warnings: tuple[Warning, ...] = field(default_factory=tuple)
