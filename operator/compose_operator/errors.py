@@ -40,7 +40,7 @@ class ComposeError(Exception):
 
 
 @dataclass(frozen=True)
-class Warning:  # noqa: A001 - the domain word; never used beside the builtin
+class Warning:
     """Something in the input that has no meaning on Kubernetes and was ignored."""
 
     path: str
