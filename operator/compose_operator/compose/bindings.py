@@ -1,0 +1,138 @@
+"""A service's `models:` attribute: which models it uses and the variables that carry them.
+
+Short syntax `models: [llm]`, long syntax `models: {llm: {endpoint_var: AI_URL}}` (a null
+value means the defaults). Default names follow Docker Compose 2.39.2+ (`pkg/compose/model.go`):
+`env_prefix(key)` + `_URL` and `_MODEL`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Iterable
+from typing import Any
+
+from compose_operator.compose import values
+from compose_operator.compose.report import Report, child, item
+from compose_operator.project import ModelBinding
+
+BINDING_KEYS = ("endpoint_var", "model_var")
+ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+"""Kubernetes' rule for env names (apimachinery `IsEnvVarName`)."""
+
+PROTECTED_NAMES = frozenset(
+    {
+        "PATH",
+        "PYTHONPATH",
+        "PYTHONSTARTUP",
+        "NODE_OPTIONS",
+        "BASH_ENV",
+        "ENV",
+        "HOME",
+        "SHELL",
+        "IFS",
+        "PS4",
+        "JAVA_TOOL_OPTIONS",
+        "GCONV_PATH",
+    }
+)
+"""Variables a binding may not set, because their value decides what a process runs or loads
+(search paths, preloaded code, startup scripts, proxies that see all traffic): the model URL
+comes from a Compose file that other people may write, and must not take over the service.
+`LD_*` (the dynamic loader: LD_PRELOAD, LD_LIBRARY_PATH…) and `*_PROXY` (HTTP_PROXY,
+HTTPS_PROXY, NO_PROXY, ALL_PROXY, in either case) are refused as families."""
+
+
+def env_prefix(key: str) -> str:
+    """The variable prefix Compose derives from a model key: upper case, `-` → `_`, nothing
+    else (`embedding-model` → `EMBEDDING_MODEL`, `my.model` → `MY.MODEL`)."""
+    return key.upper().replace("-", "_")
+
+
+def protected(name: str) -> bool:
+    return name in PROTECTED_NAMES or name.startswith("LD_") or name.upper().endswith("_PROXY")
+
+
+def parse_bindings(
+    value: Any, service: str, path: str, declared: Collection[str], report: Report
+) -> tuple[ModelBinding, ...]:
+    """The bindings of one service; `path` is `services.<name>.models`."""
+    entries = list(_entries(value, path, report))
+    bindings: list[ModelBinding] = []
+    owners: dict[str, str] = {}
+    for key, options, entry_path in entries:
+        if key not in declared:
+            report.problem(entry_path, f'service "{service}" refers to undefined model {key}')
+            continue
+        binding = _binding(key, options, entry_path, report)
+        if binding is None:
+            continue
+        for var, var_key in (
+            (binding.endpoint_var, "endpoint_var"),
+            (binding.model_var, "model_var"),
+        ):
+            where = child(entry_path, var_key) if var_key in options else entry_path
+            if var in owners:
+                report.problem(where, f"{var} is already set by the binding of {owners[var]}")
+            owners[var] = f"model {key}"
+        bindings.append(binding)
+    return tuple(bindings)
+
+
+def _entries(value: Any, path: str, report: Report) -> Iterable[tuple[str, dict[str, Any], str]]:
+    """(model key, options, path) for both syntaxes."""
+    if isinstance(value, list):
+        seen: set[str] = set()
+        for index, entry in enumerate(value):
+            key = values.nonempty_string(entry, item(path, index), report)
+            if key is None:
+                continue
+            if key in seen:
+                report.problem(item(path, index), f"model {key} is listed twice")
+                continue
+            seen.add(key)
+            yield key, {}, item(path, index)
+        return
+    if not isinstance(value, dict):
+        values.expected(report, path, "a list of model keys or a mapping", value)
+        return
+    for key, options in value.items():
+        entry_path = child(path, key)
+        if options is None:
+            yield key, {}, entry_path
+            continue
+        fields = values.mapping(options, entry_path, report)
+        if fields is not None:
+            values.unknown_keys(fields, entry_path, BINDING_KEYS, report)
+            yield key, fields, entry_path
+
+
+def _binding(key: str, options: dict[str, Any], path: str, report: Report) -> ModelBinding | None:
+    prefix = env_prefix(key)
+    names = []
+    for var_key, default in (("endpoint_var", f"{prefix}_URL"), ("model_var", f"{prefix}_MODEL")):
+        var_path = child(path, var_key) if var_key in options else path
+        name = values.string(options.get(var_key, default), var_path, report)
+        if name is None:
+            return None
+        names.append(_checked(name, var_key, var_key in options, var_path, report))
+    endpoint, model = names
+    if endpoint is None or model is None:
+        return None
+    if endpoint == model:
+        report.problem(path, f"endpoint_var and model_var are both {endpoint}")
+        return None
+    return ModelBinding(model=key, endpoint_var=endpoint, model_var=model)
+
+
+def _checked(name: str, var_key: str, explicit: bool, path: str, report: Report) -> str | None:
+    hint = "" if explicit else f" (derived from the model key; choose a name with {var_key})"
+    if not ENV_NAME.match(name):
+        report.problem(path, f"{name!r} is not a valid environment variable name{hint}")
+        return None
+    if protected(name):
+        report.problem(
+            path,
+            f"{name} controls how processes start and may not be set by a model binding{hint}",
+        )
+        return None
+    return name

@@ -1,0 +1,370 @@
+"""The `services:` element: each Compose service as the typed Service the planner runs.
+
+Every key of the Compose spec falls in one group: mapped onto the Service, recorded as an
+escalation (the planner applies policy), refused (it names another file), or ignored with a
+warning naming its path (no Kubernetes meaning). A key outside the spec is an error.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Collection
+from typing import Any
+
+from compose_operator.compose import bindings, servicefields, values
+from compose_operator.compose.report import Report, child, item
+from compose_operator.project import Escalations, ModelBinding, Resources, Service, VolumeMount
+
+NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
+MAPPED_KEYS = frozenset(
+    {
+        "image",
+        "build",
+        "command",
+        "entrypoint",
+        "environment",
+        "ports",
+        "expose",
+        "deploy",
+        "scale",
+        "cpus",
+        "mem_limit",
+        "mem_reservation",
+        "healthcheck",
+        "labels",
+        "working_dir",
+        "user",
+        "volumes",
+        "models",
+        "privileged",
+        "network_mode",
+        "pid",
+        "ipc",
+        "cap_add",
+        "devices",
+    }
+)
+FILE_KEYS = frozenset({"extends", "env_file", "label_file"})
+IGNORED_KEYS = frozenset(
+    {
+        "annotations",
+        "attach",
+        "blkio_config",
+        "cap_drop",
+        "cgroup",
+        "cgroup_parent",
+        "configs",
+        "container_name",
+        "cpu_count",
+        "cpu_percent",
+        "cpu_period",
+        "cpu_quota",
+        "cpu_rt_period",
+        "cpu_rt_runtime",
+        "cpu_shares",
+        "cpuset",
+        "credential_spec",
+        "depends_on",
+        "develop",
+        "device_cgroup_rules",
+        "dns",
+        "dns_opt",
+        "dns_search",
+        "domainname",
+        "external_links",
+        "extra_hosts",
+        "gpus",
+        "group_add",
+        "hostname",
+        "init",
+        "isolation",
+        "links",
+        "logging",
+        "mac_address",
+        "mem_swappiness",
+        "memswap_limit",
+        "networks",
+        "oom_kill_disable",
+        "oom_score_adj",
+        "pids_limit",
+        "platform",
+        "post_start",
+        "pre_start",
+        "pre_stop",
+        "profiles",
+        "pull_policy",
+        "pull_refresh_after",
+        "read_only",
+        "restart",
+        "runtime",
+        "secrets",
+        "security_opt",
+        "shm_size",
+        "stdin_open",
+        "stop_grace_period",
+        "stop_signal",
+        "storage_opt",
+        "sysctls",
+        "tmpfs",
+        "tty",
+        "ulimits",
+        "use_api_socket",
+        "userns_mode",
+        "uts",
+        "volumes_from",
+    }
+)
+SERVICE_KEYS = MAPPED_KEYS | FILE_KEYS | IGNORED_KEYS | {"provider"}
+DEPLOY_KEYS = (
+    "replicas",
+    "resources",
+    "mode",
+    "labels",
+    "placement",
+    "restart_policy",
+    "rollback_config",
+    "update_config",
+    "endpoint_mode",
+)
+IGNORED = "no meaning on Kubernetes; ignored"
+
+
+def names_another_file(key: str) -> str:
+    return f"'{key}' names another file; a ComposeApp carries one Compose file: inline it"
+
+
+def parse_services(
+    value: Any, models: Collection[str], volumes: set[str], report: Report
+) -> dict[str, Service]:
+    entries = values.mapping(value, "services", report)
+    if entries is None:
+        return {}
+    services: dict[str, Service] = {}
+    for name, body in entries.items():
+        path = child("services", name)
+        if not NAME.match(name):
+            report.problem(path, "a service name may hold only letters, digits, '.', '_' and '-'")
+            continue
+        fields = values.mapping(body, path, report)
+        if fields is not None:
+            services[name] = _ServiceReader(name, fields, path, report).read(models, volumes)
+    return services
+
+
+class _ServiceReader:
+    def __init__(self, name: str, fields: dict[str, Any], path: str, report: Report) -> None:
+        self.name = name
+        self.fields = fields
+        self.path = path
+        self.report = report
+
+    def at(self, key: str) -> str:
+        return child(self.path, key)
+
+    def get(self, key: str, read: Any) -> Any:
+        return read(self.fields[key], self.at(key), self.report) if key in self.fields else None
+
+    def read(self, models: Collection[str], volumes: set[str]) -> Service:
+        self._check_keys()
+        image = self.get("image", values.nonempty_string)
+        if not {"image", "build", "provider"} & self.fields.keys():
+            self.report.problem(
+                self.path,
+                f'service "{self.name}" has neither an image nor a build context specified',
+            )
+        if "image" in self.fields and "build" in self.fields:
+            self.report.warn(
+                self.at("build"), "the image is pulled on Kubernetes, not built; ignored"
+            )
+        deploy = self._deploy()
+        environment = self.get("environment", _environment) or {}
+        model_bindings = self.get_bindings(models)
+        for binding in model_bindings:
+            for var in (binding.endpoint_var, binding.model_var):
+                if var in environment:
+                    self.report.warn(
+                        child(self.at("environment"), var),
+                        f"replaced by the binding of model {binding.model}, as Compose does",
+                    )
+        return Service(
+            name=self.name,
+            image=image,
+            command=self.get("command", _command),
+            entrypoint=self.get("entrypoint", _command),
+            environment=environment,
+            ports=self.get("ports", servicefields.ports) or (),
+            expose=self.get("expose", servicefields.expose) or (),
+            replicas=self._replicas(deploy),
+            resources=self._resources(deploy),
+            healthcheck=self.get("healthcheck", servicefields.healthcheck),
+            labels=self.get("labels", _labels) or {},
+            working_dir=self.get("working_dir", values.string),
+            user=self.get("user", _user),
+            volumes=self.get_volumes(volumes),
+            models=model_bindings,
+            escalations=self._escalations(),
+        )
+
+    def get_bindings(self, models: Collection[str]) -> tuple[ModelBinding, ...]:
+        if "models" not in self.fields:
+            return ()
+        return bindings.parse_bindings(
+            self.fields["models"], self.name, self.at("models"), models, self.report
+        )
+
+    def get_volumes(self, volumes: set[str]) -> tuple[VolumeMount, ...]:
+        if "volumes" not in self.fields:
+            return ()
+        return servicefields.volumes(
+            self.fields["volumes"], self.at("volumes"), self.name, volumes, self.report
+        )
+
+    def _check_keys(self) -> None:
+        for key in self.fields:
+            if key.startswith("x-"):
+                continue
+            if key in FILE_KEYS:
+                self.report.problem(self.at(key), names_another_file(key))
+            elif key == "provider":
+                self.report.problem(
+                    self.at(key),
+                    "provider services are not supported; declare the model under the "
+                    "top-level models element and list it in the service's models",
+                )
+            elif key in IGNORED_KEYS:
+                self.report.warn(self.at(key), IGNORED)
+            elif key not in SERVICE_KEYS:
+                self.report.unknown_key(self.path, key, SERVICE_KEYS)
+
+    def _deploy(self) -> dict[str, Any]:
+        if self.fields.get("deploy") is None:
+            return {}
+        deploy_path = self.at("deploy")
+        deploy = values.mapping(self.fields["deploy"], deploy_path, self.report) or {}
+        values.unknown_keys(deploy, deploy_path, DEPLOY_KEYS, self.report)
+        for key in deploy:
+            if key in DEPLOY_KEYS and key not in ("replicas", "resources"):
+                self.report.warn(child(deploy_path, key), IGNORED)
+        return deploy
+
+    def _replicas(self, deploy: dict[str, Any]) -> int | None:
+        replicas = None
+        if "replicas" in deploy:
+            replicas_path = child(self.at("deploy"), "replicas")
+            replicas = values.integer(deploy["replicas"], replicas_path, self.report)
+        scale = self.get("scale", values.integer)
+        if replicas is not None and scale is not None and replicas != scale:
+            self.report.problem(
+                self.at("scale"), "can't set distinct values on 'scale' and 'deploy.replicas'"
+            )
+        return replicas if replicas is not None else scale
+
+    def _resources(self, deploy: dict[str, Any]) -> Resources:
+        resources = Resources()
+        if "resources" in deploy:
+            resources = servicefields.resources(
+                deploy["resources"], child(self.at("deploy"), "resources"), self.report
+            )
+        return Resources(
+            cpu_limit=resources.cpu_limit or self.get("cpus", servicefields.cpus),
+            memory_limit=resources.memory_limit or self.get("mem_limit", servicefields.memory),
+            cpu_request=resources.cpu_request,
+            memory_request=resources.memory_request
+            or self.get("mem_reservation", servicefields.memory),
+            gpus=resources.gpus,
+        )
+
+    def _escalations(self) -> Escalations:
+        hosts = {key: self._host_mode(key) for key in ("network_mode", "pid", "ipc")}
+        return Escalations(
+            privileged=bool(self.get("privileged", values.boolean)),
+            host_network=hosts["network_mode"],
+            host_pid=hosts["pid"],
+            host_ipc=hosts["ipc"],
+            cap_add=self.get("cap_add", values.string_list) or (),
+            devices=self.get("devices", _devices) or (),
+        )
+
+    def _host_mode(self, key: str) -> bool:
+        mode = self.get(key, values.string)
+        if mode is None:
+            return False
+        if mode == "host":
+            return True
+        self.report.warn(self.at(key), f"{key}: {mode} has no meaning on Kubernetes; ignored")
+        return False
+
+
+def _command(value: Any, path: str, report: Report) -> tuple[str, ...] | None:
+    """A string is split as a shell would (Compose does the same); a list is kept."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            return tuple(shlex.split(value))
+        except ValueError as error:
+            report.problem(path, f"cannot split {values.show(value)} into words: {error}")
+            return None
+    return values.string_list(value, path, report)
+
+
+def _environment(value: Any, path: str, report: Report) -> dict[str, str]:
+    """Map or `K=V` list; `K` alone (or `K: null`) asks Compose to copy the variable from the
+    shell, which a cluster has no equivalent of: dropped with a warning."""
+    if value is None:
+        return {}
+    environment: dict[str, str] = {}
+    if isinstance(value, list):
+        for index, entry in enumerate(value):
+            text = values.string(entry, item(path, index), report)
+            if text is None:
+                continue
+            key, equals, rest = text.partition("=")
+            if not key:
+                values.expected(report, item(path, index), "NAME=value", text)
+            elif not equals:
+                _unresolved(key, item(path, index), report)
+            else:
+                environment[key] = rest
+        return environment
+    for key, element in (values.mapping(value, path, report) or {}).items():
+        if element is None:
+            _unresolved(key, child(path, key), report)
+            continue
+        text = values.scalar_text(element)
+        if text is None:
+            values.expected(report, child(path, key), "a string", element)
+        else:
+            environment[key] = text
+    return environment
+
+
+def _unresolved(key: str, path: str, report: Report) -> None:
+    report.warn(path, f"{key} has no value (Compose copies it from the shell); dropped")
+
+
+def _labels(value: Any, path: str, report: Report) -> dict[str, str]:
+    return {} if value is None else values.key_value_list(value, path, report, bare="")
+
+
+def _user(value: Any, path: str, report: Report) -> str | None:
+    text = values.scalar_text(value) if not isinstance(value, bool) else None
+    if text is None:
+        values.expected(report, path, 'a user such as "1000" or "1000:1000"', value)
+    return text
+
+
+def _devices(value: Any, path: str, report: Report) -> tuple[str, ...]:
+    """Devices as written (`/dev/kfd`, `/dev/dri:/dev/dri:rwm`, or a long form's source)."""
+    devices: list[str] = []
+    for index, entry in enumerate(values.sequence(value, path, report) or []):
+        if isinstance(entry, dict):
+            source = values.nonempty_string(
+                entry.get("source"), child(item(path, index), "source"), report
+            )
+            devices.extend([source] if source else [])
+        else:
+            text = values.nonempty_string(entry, item(path, index), report)
+            devices.extend([text] if text else [])
+    return tuple(devices)

@@ -1,0 +1,117 @@
+"""The whole file: read, interpolate, then each top-level element into one ComposeProject."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from compose_operator.compose import interpolate, models, services, values, yamlload
+from compose_operator.compose.report import Report, child
+from compose_operator.errors import ComposeError
+from compose_operator.project import ComposeProject, Volume
+
+TOP_LEVEL_KEYS = (
+    "name",
+    "services",
+    "models",
+    "volumes",
+    "networks",
+    "configs",
+    "secrets",
+    "version",
+    "include",
+)
+IGNORED_TOP_LEVEL = ("networks", "configs", "secrets", "version")
+VOLUME_KEYS = ("driver", "driver_opts", "external", "labels", "name", "x-kubernetes")
+VOLUME_KUBERNETES_KEYS = ("size", "storageClass")
+PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+def load_project(
+    text: str, *, file: str = "compose.yaml", environment: Mapping[str, str] = {}
+) -> ComposeProject:
+    report = Report()
+    document = yamlload.read(text, report)
+    if report.problems:
+        raise ComposeError(file, report.problems)
+    if not isinstance(document, dict):
+        report.problem(
+            "", f"a Compose file is a mapping with `services:`, got {values.show(document)}"
+        )
+        raise ComposeError(file, report.problems)
+    document = interpolate.interpolate_tree(document, "", environment, report)
+    project = _project(document, report)
+    if report.problems:
+        raise ComposeError(file, report.problems)
+    return project
+
+
+def _project(document: dict[str, Any], report: Report) -> ComposeProject:
+    for key in document:
+        if key.startswith("x-"):
+            continue
+        if key == "include":
+            report.problem(key, services.names_another_file(key))
+        elif key in IGNORED_TOP_LEVEL:
+            report.warn(key, "ignored on Kubernetes")
+        elif key not in TOP_LEVEL_KEYS:
+            report.unknown_key("", key, TOP_LEVEL_KEYS)
+    name = None
+    if "name" in document:
+        name = values.string(document["name"], "name", report)
+        if name is not None and not PROJECT_NAME.match(name):
+            report.problem(
+                "name",
+                "a project name holds lowercase letters, digits, '-' and '_', "
+                "and starts with a letter or digit",
+            )
+    declared_models = document.get("models") if isinstance(document.get("models"), dict) else {}
+    model_map = (
+        models.parse_models(document["models"], report)
+        if document.get("models") is not None
+        else {}
+    )
+    volume_map = _volumes(document.get("volumes"), report)
+    service_map = {}
+    if document.get("services") is not None:
+        service_map = services.parse_services(
+            document["services"], set(declared_models or {}), set(volume_map), report
+        )
+    return ComposeProject(
+        models=model_map,
+        services=service_map,
+        volumes=volume_map,
+        warnings=tuple(report.warnings),
+        name=name,
+    )
+
+
+def _volumes(value: Any, report: Report) -> dict[str, Volume]:
+    if value is None:
+        return {}
+    volumes: dict[str, Volume] = {}
+    for key, body in (values.mapping(value, "volumes", report) or {}).items():
+        path = child("volumes", key)
+        fields = {} if body is None else values.mapping(body, path, report)
+        if fields is None:
+            continue
+        values.unknown_keys(fields, path, VOLUME_KEYS, report)
+        for ignored in ("driver", "driver_opts", "external", "labels", "name"):
+            if ignored in fields:
+                report.warn(child(path, ignored), "no meaning on Kubernetes; ignored")
+        size = storage_class = None
+        if "x-kubernetes" in fields:
+            options_path = child(path, "x-kubernetes")
+            options = values.mapping(fields["x-kubernetes"], options_path, report) or {}
+            for option in options:
+                if option not in VOLUME_KUBERNETES_KEYS:
+                    report.unknown_key(options_path, option, VOLUME_KUBERNETES_KEYS)
+            if "size" in options:
+                size = models.quantity(options["size"], child(options_path, "size"), report)
+            if "storageClass" in options:
+                storage_class = values.nonempty_string(
+                    options["storageClass"], child(options_path, "storageClass"), report
+                )
+        volumes[key] = Volume(name=key, size=size, storage_class=storage_class)
+    return volumes
