@@ -7,9 +7,17 @@ core reads a global or the environment.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import MISSING, Field, dataclass, field, fields, is_dataclass
+from types import UnionType
+from typing import Any, Literal, Union, cast, get_args, get_origin, get_type_hints
+
+import yaml
+
+from compose_operator import templates
+from compose_operator.errors import ComposeError, Problem
 
 SharingPolicy = Literal["prefer", "require", "never"]
 
@@ -20,6 +28,8 @@ class EngineImages:
     """Image for pods that get GPUs."""
     cpu: str
     """Image for `gpus: 0` pods."""
+    command: tuple[str, ...]
+    """The server's executable, stated so the contract never rests on an image's entrypoint."""
 
 
 @dataclass(frozen=True)
@@ -47,13 +57,17 @@ class Policy:
 class Settings:
     engines: Mapping[str, EngineImages] = field(
         default_factory=lambda: {
+            # The llama.cpp server images keep the binary at /app, off PATH
+            # (ggml-org/llama.cpp .devops/cuda.Dockerfile: ENTRYPOINT ["/app/llama-server"]).
             "llama.cpp": EngineImages(
                 gpu="ghcr.io/ggml-org/llama.cpp:server-cuda",
                 cpu="ghcr.io/ggml-org/llama.cpp:server",
+                command=("/app/llama-server",),
             ),
             "vllm": EngineImages(
                 gpu="vllm/vllm-openai:latest",
                 cpu="vllm/vllm-openai-cpu:latest",
+                command=("vllm",),
             ),
         }
     )
@@ -79,3 +93,207 @@ class Settings:
     """Replacement Jinja2 templates for the model workload, by template file name."""
     sharing: SharingPolicy = "prefer"
     network_policies: bool = False
+
+
+_TOLERATION_KEYS = frozenset({"key", "operator", "value", "effect", "tolerationSeconds"})
+_QUANTITY = re.compile(r"[+]?(\d+(\.\d*)?|\.\d+)([KMGTPE]i|[mkMGTPE]|[eE][+-]?\d+)?")
+
+
+def load_settings(text: str, *, file: str = "settings.yaml") -> Settings:
+    """Read the operator's settings YAML (camelCase keys); every problem is located.
+
+    An engine entry only needs the fields it changes (`engines: {vllm: {gpu: my/vllm}}`);
+    the others keep their defaults. Unknown keys are refused with the closest known key,
+    so a misspelt setting never silently falls back to its default.
+    """
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        reason = getattr(error, "problem", None) or str(error)
+        raise ComposeError(file, [Problem("", f"not valid YAML: {reason}", line)]) from None
+    problems: list[Problem] = []
+    data = {} if data is None else data
+    if isinstance(data, dict) and isinstance(data.get("engines"), dict):
+        data = {**data, "engines": _with_engine_defaults(data["engines"], problems)}
+    settings = _convert(Settings, data, "", problems)
+    if not problems:
+        problems = _check(settings)
+    if problems:
+        raise ComposeError(file, problems)
+    return cast(Settings, settings)
+
+
+def camel(name: str) -> str:
+    """`default_engine` → `defaultEngine`: the settings file's spelling of a field."""
+    head, *rest = name.split("_")
+    return head + "".join(word.capitalize() for word in rest)
+
+
+def _with_engine_defaults(engines: dict[Any, Any], problems: list[Problem]) -> dict[Any, Any]:
+    defaults = Settings().engines
+    merged: dict[Any, Any] = {
+        name: {camel(f.name): _as_yaml(getattr(images, f.name)) for f in fields(EngineImages)}
+        for name, images in defaults.items()
+    }
+    for name, value in engines.items():
+        if name not in defaults:
+            known = ", ".join(sorted(defaults))
+            message = f"no engine named {name!r}{_suggest(str(name), defaults)}; known: {known}"
+            problems.append(Problem(f"engines.{name}", message))
+        else:
+            merged[name] = {**merged[name], **value} if isinstance(value, dict) else value
+    return merged
+
+
+def _as_yaml(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _check(settings: Settings) -> list[Problem]:
+    problems = []
+    if settings.default_engine not in settings.engines:
+        known = ", ".join(sorted(settings.engines))
+        problems.append(
+            Problem(
+                "defaultEngine",
+                f"no engine named {settings.default_engine!r}"
+                f"{_suggest(settings.default_engine, settings.engines)}; known: {known}",
+            )
+        )
+    gpu_counts = [("defaultGpus", settings.default_gpus)] + [
+        (f"profiles.{name}.gpus", profile.gpus) for name, profile in settings.profiles.items()
+    ]
+    problems += [
+        Problem(path, f"must be 0 or more, not {count}")
+        for path, count in gpu_counts
+        if count is not None and count < 0
+    ]
+    if not _QUANTITY.fullmatch(settings.model_volume_size):
+        problems.append(
+            Problem(
+                "modelVolumeSize",
+                f"{settings.model_volume_size!r} is not a Kubernetes quantity such as 20Gi",
+            )
+        )
+    tolerations = [("gpuTolerations", settings.gpu_tolerations)] + [
+        (f"profiles.{name}.tolerations", profile.tolerations)
+        for name, profile in settings.profiles.items()
+    ]
+    for path, entries in tolerations:
+        for index, toleration in enumerate(entries):
+            problems += [
+                Problem(
+                    f"{path}[{index}].{key}",
+                    f"unknown toleration field{_suggest(key, _TOLERATION_KEYS)}",
+                )
+                for key in sorted(set(toleration) - _TOLERATION_KEYS)
+            ]
+    problems += [
+        Problem(f"templates.{name}", message)
+        for name, message in templates.problems(settings.templates).items()
+    ]
+    problems += [
+        Problem(f"engines.{name}.command", "must name the server's executable")
+        for name, images in settings.engines.items()
+        if not images.command
+    ]
+    return problems
+
+
+def _suggest(key: str, valid: Iterable[str]) -> str:
+    close = difflib.get_close_matches(key, sorted(valid), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _type_name(hint: Any) -> str:
+    origin = get_origin(hint)
+    if origin is Literal:
+        return " or ".join(repr(choice) for choice in get_args(hint))
+    if origin in (Mapping, dict) or is_dataclass(hint):
+        return "a mapping"
+    if origin is tuple:
+        return "a list"
+    if origin in (Union, UnionType):
+        return " or ".join(_type_name(arg) for arg in get_args(hint))
+    return {str: "a string", int: "an integer", bool: "true or false", type(None): "null"}.get(
+        hint, "a value"
+    )
+
+
+def _convert(hint: Any, value: Any, path: str, problems: list[Problem]) -> Any:
+    """`value` as `hint` (a settings dataclass or a field type); a problem when it is not."""
+    origin = get_origin(hint)
+    where = path or "(top level)"
+    if hint is Any:
+        return value
+    if is_dataclass(hint) and isinstance(hint, type):
+        return _convert_dataclass(hint, value, path, problems)
+    if origin in (Union, UnionType):
+        if value is None and type(None) in get_args(hint):
+            return None
+        (inner,) = [arg for arg in get_args(hint) if arg is not type(None)]
+        return _convert(inner, value, path, problems)
+    if origin is Literal:
+        if value in get_args(hint):
+            return value
+    elif origin is Mapping:
+        _, value_type = get_args(hint)
+        if isinstance(value, dict):
+            converted = {}
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    problems.append(Problem(f"{path}.{key}", "keys must be strings"))
+                    continue
+                converted[key] = _convert(value_type, item, f"{path}.{key}", problems)
+            return converted
+    elif origin is tuple:
+        (item_type, _) = get_args(hint)
+        if isinstance(value, list):
+            return tuple(
+                _convert(item_type, item, f"{path}[{index}]", problems)
+                for index, item in enumerate(value)
+            )
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(value, hint):
+        return value
+    problems.append(Problem(where, f"must be {_type_name(hint)}, not {_describe(value)}"))
+    return None
+
+
+def _convert_dataclass(cls: type[Any], value: Any, path: str, problems: list[Problem]) -> Any:
+    if not isinstance(value, dict):
+        problems.append(
+            Problem(path or "(top level)", f"must be a mapping, not {_describe(value)}")
+        )
+        return None
+    hints = get_type_hints(cls)
+    by_key = {camel(f.name): f for f in fields(cls)}
+    kwargs = {}
+    for key, item in value.items():
+        child = f"{path}.{key}" if path else str(key)
+        known = by_key.get(key) if isinstance(key, str) else None
+        if known is None:
+            problems.append(Problem(child, f"unknown setting{_suggest(str(key), by_key)}"))
+            continue
+        kwargs[known.name] = _convert(hints[known.name], item, child, problems)
+    missing = [key for key, f in by_key.items() if _required(f) and f.name not in kwargs]
+    problems += [Problem(f"{path}.{key}" if path else key, "is required") for key in missing]
+    return None if missing else cls(**kwargs)
+
+
+def _required(f: Field[Any]) -> bool:
+    return f.default is MISSING and f.default_factory is MISSING
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (dict, list)):
+        return "a mapping" if isinstance(value, dict) else "a list"
+    return repr(value)

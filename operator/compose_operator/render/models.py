@@ -1,0 +1,163 @@
+"""A Compose model's workload: Deployment, Service and optional cache claim, from templates.
+
+Python decides every value (engine, arguments, placement, weights); the templates only
+arrange them, so a platform team can add fields (a priority class, a sidecar) by replacing
+a template without re-implementing any of the rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import jinja2
+import yaml
+
+from compose_operator import names, templates
+from compose_operator.engines import ENGINES
+from compose_operator.engines.base import Engine, health_probes
+from compose_operator.errors import Problem, Warning
+from compose_operator.plan import Manifest, PlannedModel
+from compose_operator.project import Model
+from compose_operator.render import labels
+from compose_operator.render.placement import place
+from compose_operator.render.weights import plan_weights
+from compose_operator.settings import Settings
+
+ROLL_ONE_AT_A_TIME = {
+    "type": "RollingUpdate",
+    "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1},
+}
+"""For pods holding GPUs or a ReadWriteOnce cache: a surge pod would wait for resources
+the old pod still holds, so the old one goes first."""
+
+
+@dataclass
+class ModelWorkload:
+    objects: list[Manifest] = field(default_factory=list)
+    planned: PlannedModel | None = None
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[Warning] = field(default_factory=list)
+
+
+def build_model_workload(
+    model: Model, *, app: str, namespace: str, endpoint: str, settings: Settings
+) -> ModelWorkload:
+    path = f"models.{model.key}"
+    result = ModelWorkload()
+    engine = _engine(model, settings, path, result.problems)
+    placement, problems, warnings = place(model, settings, path)
+    result.problems += problems
+    result.warnings += warnings
+    weights, problems = plan_weights(model, app=app, settings=settings, path=path)
+    result.problems += problems
+    if engine is None or weights is None:
+        return result
+    problems, warnings = engine.check_flags(model, placement.gpus, f"{path}.runtime_flags")
+    result.problems += problems
+    result.warnings += warnings
+    if weights.weights.huggingface and engine.name == "vllm" and ":" in weights.weights.huggingface:
+        result.warnings.append(
+            Warning(f"{path}.model", "vLLM serves the whole repository; the :tag is ignored")
+        )
+    if result.problems:
+        return result
+
+    name = names.model(app, model.key)
+    common = {
+        "app": app,
+        "namespace": namespace,
+        "name": name,
+        "labels": labels.for_model(app, model.key),
+        "selector": labels.model_selector(app, model.key),
+        "model": {
+            "key": model.key,
+            "model": model.model,
+            "engine": engine.name,
+            "gpus": placement.gpus,
+            "context_size": model.context_size,
+        },
+    }
+    env = {**engine.env(weights.weights), **weights.env}
+    deployment = {
+        **common,
+        "replicas": model.kubernetes.replicas,
+        "strategy": ROLL_ONE_AT_A_TIME if placement.gpus > 0 or weights.cache_claim else None,
+        "annotations": placement.annotations,
+        "node_selector": placement.node_selector,
+        "tolerations": placement.tolerations,
+        "init_containers": weights.init_containers,
+        "engine": {
+            "container": engine.container,
+            "image": model.kubernetes.image or engine.image(settings, placement.gpus > 0),
+            "command": engine.command(settings),
+            "args": engine.args(model, weights.weights, placement.gpus),
+            "port": engine.port,
+            "env": [{"name": key, "value": value} for key, value in sorted(env.items())],
+            "resources": placement.resources,
+            "probes": health_probes(),
+            "volume_mounts": [weights.mount, *engine.volume_mounts()],
+        },
+        "volumes": [weights.volume, *engine.volumes()],
+    }
+    rendered: list[tuple[str, dict[str, Any]]] = [
+        (templates.MODEL_DEPLOYMENT, deployment),
+        (templates.MODEL_SERVICE, {**common, "port": engine.port}),
+    ]
+    if weights.cache_claim is not None and model.kubernetes.cache is not None:
+        cache = model.kubernetes.cache
+        rendered.append(
+            (
+                templates.MODEL_CACHE,
+                {
+                    **common,
+                    "name": weights.cache_claim,
+                    "size": cache.size,
+                    "storage_class": cache.storage_class,
+                },
+            )
+        )
+    for template, context in rendered:
+        manifest = _render(template, context, settings, path, result.problems)
+        if manifest is not None:
+            result.objects.append(manifest)
+    result.planned = PlannedModel(
+        key=model.key,
+        model=model.model,
+        engine=engine.name,
+        endpoint=endpoint,
+        deployment=name,
+        service=name,
+        replicas=model.kubernetes.replicas,
+    )
+    return result
+
+
+def _engine(model: Model, settings: Settings, path: str, problems: list[Problem]) -> Engine | None:
+    name = model.kubernetes.engine or settings.default_engine
+    engine = ENGINES.get(name)
+    if engine is None or name not in settings.engines:
+        known = ", ".join(sorted(set(ENGINES) & set(settings.engines)))
+        problems.append(
+            Problem(f"{path}.x-kubernetes.engine", f"unknown engine {name!r}; known: {known}")
+        )
+    return engine
+
+
+def _render(
+    template: str,
+    context: dict[str, Any],
+    settings: Settings,
+    path: str,
+    problems: list[Problem],
+) -> Manifest | None:
+    """A platform's replacement template can fail; that is reported, never raised raw."""
+    try:
+        manifest = templates.render(template, context, settings.templates)
+    except (jinja2.TemplateError, templates.TemplateValueError, yaml.YAMLError) as error:
+        problems.append(Problem(path, f"template {template}: {error}"))
+        return None
+    if manifest is not None and not isinstance(manifest, dict):
+        problems.append(Problem(path, f"template {template} must render one mapping"))
+        return None
+    return manifest

@@ -1,0 +1,138 @@
+"""`plan`: a whole Compose project as the objects to apply, env bindings and status.
+
+Pure and deterministic: no I/O, no clock, no environment; the same input gives the same
+plan byte for byte. Every problem is collected and raised as one `ComposeError`, so the
+user fixes the file in one round trip and nothing is ever half-applied.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from compose_operator import names
+from compose_operator.errors import ComposeError, Problem, Warning
+from compose_operator.plan import (
+    EnvBinding,
+    Manifest,
+    Plan,
+    PlannedModel,
+    PlannedService,
+)
+from compose_operator.project import ComposeProject, Volume
+from compose_operator.render import env, security
+from compose_operator.render.models import build_model_workload
+from compose_operator.render.services import build_service_workload
+from compose_operator.render.volumes import build_volume_claim
+from compose_operator.settings import Settings
+
+APPLY_ORDER = {"PersistentVolumeClaim": 0, "Service": 1, "Deployment": 2}
+"""Claims and Services first, so a Deployment's pods find both when they start."""
+
+
+def plan(
+    project: ComposeProject,
+    *,
+    app: str,
+    namespace: str,
+    settings: Settings,
+    file: str = "compose.yaml",
+) -> Plan:
+    problems: list[Problem] = []
+    warnings: list[Warning] = list(project.warnings)
+    # Each object with the Compose path it came from, to name both sides of a clash.
+    owned: list[tuple[str, Manifest]] = []
+
+    endpoints = {
+        key: env.model_url(
+            names.model(app, key), namespace=namespace, cluster_domain=settings.cluster_domain
+        )
+        for key in project.models
+    }
+    planned_models: list[PlannedModel] = []
+    for key, model in sorted(project.models.items()):
+        workload = build_model_workload(
+            model, app=app, namespace=namespace, endpoint=endpoints[key], settings=settings
+        )
+        problems += workload.problems
+        warnings += workload.warnings
+        owned += [(f"models.{key}", manifest) for manifest in workload.objects]
+        if workload.planned is not None:
+            planned_models.append(workload.planned)
+
+    planned_services: list[PlannedService] = []
+    bindings: list[EnvBinding] = []
+    claimed: set[str] = set()
+    for name, service in sorted(project.services.items()):
+        path = f"services.{name}"
+        injected = env.binding_env(service, project.models, endpoints)
+        bound = tuple(dict.fromkeys(binding.model for binding in service.models))
+        deployment = names.service(name)
+        planned_services.append(
+            PlannedService(
+                name=name,
+                mode="patched" if service.image is None else "created",
+                deployment=deployment,
+                models=bound,
+            )
+        )
+        if service.image is None:
+            bindings.append(
+                EnvBinding(deployment=deployment, service=name, env=tuple(sorted(injected.items())))
+            )
+            continue
+        refused = security.refusals(service, settings.policy, path)
+        problems += refused
+        if refused:
+            continue
+        service_env, env_warnings = env.service_env(service, injected, path)
+        warnings += env_warnings
+        created = build_service_workload(
+            service, app=app, namespace=namespace, env=service_env, settings=settings
+        )
+        warnings += created.warnings
+        owned += [(path, manifest) for manifest in created.objects]
+        claimed.update(mount.source for mount in service.volumes if not mount.bind)
+
+    for volume_name in sorted(claimed):
+        volume = project.volumes.get(volume_name) or Volume(name=volume_name)
+        claim = build_volume_claim(volume, app=app, namespace=namespace)
+        owned.append((f"volumes.{volume_name}", claim))
+
+    problems += _clashes(owned, bindings)
+    if problems:
+        raise ComposeError(file, problems)
+    return Plan(
+        objects=tuple(sorted((manifest for _, manifest in owned), key=_apply_order)),
+        bindings=tuple(bindings),
+        models=tuple(planned_models),
+        services=tuple(planned_services),
+        warnings=tuple(warnings),
+    )
+
+
+def _apply_order(manifest: Manifest) -> tuple[int, str, str]:
+    kind = str(manifest.get("kind", ""))
+    return APPLY_ORDER.get(kind, len(APPLY_ORDER)), kind, _name(manifest)
+
+
+def _name(manifest: Manifest) -> str:
+    metadata: Any = manifest.get("metadata", {})
+    return str(metadata.get("name", "")) if isinstance(metadata, dict) else ""
+
+
+def _clashes(owned: list[tuple[str, Manifest]], bindings: list[EnvBinding]) -> list[Problem]:
+    """Two Compose entries whose objects would share a kind and name (say service
+    `chat-llm` beside model `llm` of app `chat`) would overwrite each other."""
+    first: dict[tuple[str, str], str] = {}
+    problems = []
+    entries = [(path, str(manifest.get("kind")), _name(manifest)) for path, manifest in owned]
+    entries += [(f"services.{b.service}", "Deployment", b.deployment) for b in bindings]
+    for path, kind, name in entries:
+        other = first.setdefault((kind, name), path)
+        if other != path:
+            problems.append(
+                Problem(
+                    path, f"its {kind} would be named {name!r}, like the one of {other}; rename one"
+                )
+            )
+    return problems
