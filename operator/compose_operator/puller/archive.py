@@ -1,0 +1,79 @@
+"""Unpack a tar layer (vLLM config, a model directory) without trusting its member names.
+
+Every member is checked before anything is written: no absolute paths, no `..`, no link
+that points outside the destination, no devices or FIFOs, nothing under our reserved names.
+The archive is unpacked into a staging directory first (with tarfile's `data` filter as a
+second guard) and each file is then renamed into place, so a failed unpack never leaves a
+half-written file where an engine would read it.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import shutil
+import tarfile
+from pathlib import Path
+
+from compose_operator.puller.errors import PullError, UnsafePath
+from compose_operator.puller.media import safe_relative_path
+
+
+def _check_member(member: tarfile.TarInfo) -> None:
+    name = safe_relative_path(member.name)
+    if member.isfile() or member.isdir():
+        return
+    if member.issym() or member.islnk():
+        target = member.linkname
+        base = posixpath.dirname(name) if member.issym() else ""
+        resolved = posixpath.normpath(posixpath.join(base, target))
+        if posixpath.isabs(target) or resolved == ".." or resolved.startswith("../"):
+            raise UnsafePath(
+                f"unsafe link {member.name!r} -> {target!r} in the archive: points outside"
+            )
+        return
+    raise UnsafePath(f"unsafe member {member.name!r} in the archive: not a file or directory")
+
+
+def extract(archive: Path, destination: Path, staging: Path) -> list[str]:
+    """Unpack `archive` into `destination`; return the relative paths of the files written.
+
+    `staging` must be an empty or absent directory on the same file system as `destination`.
+    """
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        try:
+            with tarfile.open(archive, mode="r:*") as tar:
+                members = tar.getmembers()
+                for member in members:
+                    _check_member(member)
+                if hasattr(tarfile, "data_filter"):
+                    tar.extractall(staging, members=members, filter="data")
+                else:  # Python < 3.11.4: our own checks above are the guard.
+                    tar.extractall(staging, members=members)
+        except (tarfile.TarError, EOFError) as error:
+            raise PullError(f"cannot unpack archive layer: {error}") from None
+        return _move_into_place(staging, destination)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _move_into_place(staging: Path, destination: Path) -> list[str]:
+    written: list[str] = []
+    for root, directories, files in os.walk(staging):
+        relative_root = Path(root).relative_to(staging)
+        for directory in directories:
+            source = Path(root) / directory
+            if source.is_symlink():
+                files.append(directory)
+            else:
+                (destination / relative_root / directory).mkdir(parents=True, exist_ok=True)
+        for file in files:
+            relative = relative_root / file
+            target = destination / relative
+            if target.is_dir() and not target.is_symlink():
+                raise PullError(f"archive file {relative} would replace a directory")
+            (Path(root) / file).replace(target)
+            written.append(relative.as_posix())
+    return sorted(written)
