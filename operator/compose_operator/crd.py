@@ -1,0 +1,249 @@
+"""The ComposeApp CustomResourceDefinition, built as a dict.
+
+`crds/composeapp.yaml` is generated from `render_crd_yaml()` (`compose-operator crd`), and a
+test fails when the two differ, so the schema has one source. Every field has a
+description so `kubectl explain composeapp.spec` documents the resource.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+GROUP = "compose-operator.io"
+VERSION = "v1alpha1"
+KIND = "ComposeApp"
+PLURAL = "composeapps"
+SINGULAR = "composeapp"
+SHORT_NAME = "capp"
+
+Schema = dict[str, Any]
+
+
+def _string(description: str) -> Schema:
+    return {"type": "string", "description": description}
+
+
+def _integer(description: str) -> Schema:
+    return {"type": "integer", "format": "int64", "description": description}
+
+
+def _string_list(description: str) -> Schema:
+    return {"type": "array", "description": description, "items": {"type": "string"}}
+
+
+def _spec_schema() -> Schema:
+    return {
+        "type": "object",
+        "description": "The Compose application to run: its Compose file and the values "
+        "for its ${VAR} interpolation.",
+        "properties": {
+            "compose": _string(
+                "The Compose file text, verbatim (the top-level `models:` element included). "
+                "Exactly one of compose and composeFrom is set."
+            ),
+            "composeFrom": {
+                "type": "object",
+                "description": "Where to read the Compose file from instead of `compose`, "
+                "e.g. a ConfigMap written by a kustomize configMapGenerator.",
+                "properties": {
+                    "configMapKeyRef": {
+                        "type": "object",
+                        "description": "A key of a ConfigMap in the ComposeApp's namespace.",
+                        "properties": {
+                            "name": _string("The ConfigMap's name."),
+                            "key": _string("The key holding the Compose file text."),
+                        },
+                        "required": ["name", "key"],
+                    }
+                },
+                "required": ["configMapKeyRef"],
+            },
+            "environment": {
+                "type": "object",
+                "description": "Values for ${VAR} interpolation in the Compose file, as "
+                "the shell environment gives them to `docker compose`.",
+                "additionalProperties": {"type": "string"},
+            },
+            "suspend": {
+                "type": "boolean",
+                "description": "When true the operator leaves the app's objects as they are: "
+                "nothing is applied or deleted until it is false again.",
+            },
+        },
+        "x-kubernetes-validations": [
+            {
+                "rule": "has(self.compose) != has(self.composeFrom)",
+                "message": "set exactly one of spec.compose and spec.composeFrom",
+            }
+        ],
+    }
+
+
+def _condition_schema() -> Schema:
+    return {
+        "type": "object",
+        "description": "A kstatus condition: Ready, Reconciling or Stalled.",
+        "properties": {
+            "type": _string("Ready, Reconciling or Stalled."),
+            "status": {
+                "type": "string",
+                "description": "True, False or Unknown.",
+                "enum": ["True", "False", "Unknown"],
+            },
+            "reason": _string("A CamelCase word saying why, e.g. InvalidCompose."),
+            "message": _string("What is wrong or under way, in words."),
+            "observedGeneration": _integer("The metadata.generation this condition describes."),
+            "lastTransitionTime": {
+                "type": "string",
+                "format": "date-time",
+                "description": "When the status last changed.",
+            },
+        },
+        "required": ["type", "status"],
+    }
+
+
+def _status_schema() -> Schema:
+    return {
+        "type": "object",
+        "description": "What the operator observed; kstatus semantics (Flux, kubectl wait).",
+        "properties": {
+            "observedGeneration": _integer("The metadata.generation last reconciled."),
+            "conditions": {
+                "type": "array",
+                "description": "Ready, Reconciling and Stalled, as kstatus reads them.",
+                "items": _condition_schema(),
+                "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["type"],
+            },
+            "models": {
+                "type": "array",
+                "description": "One entry per Compose model.",
+                "items": {
+                    "type": "object",
+                    "description": "A model's inference server.",
+                    "properties": {
+                        "name": _string("The key under the Compose `models:` element."),
+                        "model": _string("The model reference as written, e.g. ai/smollm2."),
+                        "engine": _string("The serving engine: llama.cpp or vllm."),
+                        "endpoint": _string("The OpenAI-style base URL services receive."),
+                        "source": _string(
+                            "`own`, or `shared: <ns>/<app>/<model>` for a platform offer."
+                        ),
+                        "readyReplicas": _integer("Replicas ready to serve."),
+                        "replicas": _integer("Replicas wanted."),
+                        "message": _string("Why the model is not ready, when it is not."),
+                    },
+                    "required": ["name"],
+                },
+            },
+            "services": {
+                "type": "array",
+                "description": "One entry per Compose service.",
+                "items": {
+                    "type": "object",
+                    "description": "A Compose service and how it runs.",
+                    "properties": {
+                        "name": _string("The Compose service name."),
+                        "mode": {
+                            "type": "string",
+                            "description": "created: our own Deployment; patched: env added "
+                            "to an existing Deployment that opted in; refused: an existing "
+                            "Deployment that did not opt in (or is missing).",
+                            "enum": ["created", "patched", "refused"],
+                        },
+                        "models": _string_list("The model keys this service uses."),
+                        "message": _string("Why the service is not ready, when it is not."),
+                    },
+                    "required": ["name"],
+                },
+            },
+            "warnings": _string_list("Compose keys ignored on Kubernetes, with their path."),
+            "ready": {
+                "type": "object",
+                "description": "Summaries for printer columns.",
+                "properties": {
+                    "models": _string("Ready models out of all, as n/m."),
+                    "services": _string("Ready services out of all, as n/m."),
+                },
+            },
+        },
+    }
+
+
+def _printer_columns() -> list[Schema]:
+    return [
+        {
+            "name": "Ready",
+            "type": "string",
+            "description": "The Ready condition.",
+            "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
+        },
+        {
+            "name": "Models",
+            "type": "string",
+            "description": "Ready models out of all.",
+            "jsonPath": ".status.ready.models",
+        },
+        {
+            "name": "Services",
+            "type": "string",
+            "description": "Ready services out of all.",
+            "jsonPath": ".status.ready.services",
+        },
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ]
+
+
+def build_crd() -> dict[str, Any]:
+    """The CustomResourceDefinition for ComposeApp."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{PLURAL}.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": KIND,
+                "listKind": f"{KIND}List",
+                "plural": PLURAL,
+                "singular": SINGULAR,
+                "shortNames": [SHORT_NAME],
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": _printer_columns(),
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": "A Compose application with AI models (the Compose "
+                            "`models:` element), run on Kubernetes by compose-operator.",
+                            "properties": {
+                                "apiVersion": _string(
+                                    "The API version: compose-operator.io/v1alpha1."
+                                ),
+                                "kind": _string("ComposeApp."),
+                                "metadata": {"type": "object"},
+                                "spec": _spec_schema(),
+                                "status": _status_schema(),
+                            },
+                            "required": ["spec"],
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def render_crd_yaml() -> str:
+    """The CRD as the YAML committed in `crds/composeapp.yaml`."""
+    header = "# Generated by `compose-operator crd` from compose_operator/crd.py; do not edit.\n"
+    return header + yaml.safe_dump(build_crd(), sort_keys=False, width=100)

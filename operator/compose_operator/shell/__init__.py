@@ -1,0 +1,1 @@
+"""The operator's shell: kopf handlers, API calls, status, webhook and metrics."""

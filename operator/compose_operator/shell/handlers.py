@@ -1,0 +1,116 @@
+"""kopf registrations: each handler is a guard and one call into the controller.
+
+Only low-level handlers are used (`on.event`, an index, startup/cleanup, validate): kopf's
+change-detection handlers (`on.create/update/resume`) write a diff-base annotation and
+progress records to the object on every handled change, and its timers and daemons add
+kopf's own finalizer to every ComposeApp. Event handlers write nothing, so the only writes
+are the reconciler's own, and steady state sends none. The initial listing of a watch
+delivers every existing object as an event, which covers resuming after a restart.
+
+Triggers, all ending in a reconcile of one app (namespace, name):
+- a ComposeApp event (created, changed, listed at start, being deleted);
+- a ConfigMap event for a ConfigMap some app reads through `composeFrom` (an index);
+- an event on a Deployment, Service or PVC labelled `compose-operator.io/app`, or on a
+  Deployment that opted in (annotation) or that we patched (`bound-by` annotation);
+- the periodic resync, started at start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import kopf
+
+from compose_operator.settings import Settings
+from compose_operator.shell import webhook
+from compose_operator.shell.controller import Controller
+from compose_operator.shell.reconcile import (
+    APP_LABEL,
+    BOUND_BY_ANNOTATION,
+    OPT_IN_ANNOTATION,
+    Core,
+)
+
+COMPOSE_APPS = ("compose-operator.io", "v1alpha1", "composeapps")
+
+
+def register(
+    registry: kopf.OperatorRegistry,
+    controller: Controller,
+    *,
+    validation: tuple[Core, Settings] | None = None,
+) -> None:
+    """Register every handler on `registry`; with `validation`, the admission handler too."""
+
+    @kopf.on.event(*COMPOSE_APPS, registry=registry)
+    def compose_app_event(type: str, namespace: str | None, name: str, **_: Any) -> None:
+        key = (namespace or "", name)
+        if type == "DELETED":
+            controller.app_deleted(key)
+        else:
+            controller.app_changed(key)
+
+    @kopf.index(*COMPOSE_APPS, registry=registry)
+    def compose_sources(
+        namespace: str | None, name: str, spec: kopf.Spec, **_: Any
+    ) -> dict[tuple[str, str], str] | None:
+        ref = spec.get("composeFrom", {}).get("configMapKeyRef", {})
+        return {(namespace or "", ref["name"]): name} if ref.get("name") else None
+
+    @kopf.on.event("", "v1", "configmaps", registry=registry)
+    def config_map_event(namespace: str | None, name: str, **indexes: Any) -> None:
+        sources: kopf.Index[tuple[str, str], str] = indexes["compose_sources"]
+        for app in sources.get((namespace or "", name), []):
+            controller.trigger((namespace or "", app))
+
+    def on_marked(group: str, version: str, plural: str, where: str, key: str) -> None:
+        labels = {key: kopf.PRESENT} if where == "labels" else None
+        annotations = {key: kopf.PRESENT} if where == "annotations" else None
+
+        @kopf.on.event(
+            group,
+            version,
+            plural,
+            id=f"{plural}-{where}-{key}",
+            labels=labels,
+            annotations=annotations,
+            registry=registry,
+        )
+        def marked_object_event(namespace: str | None, meta: kopf.Meta, **_: Any) -> None:
+            controller.trigger((namespace or "", meta[where][key]))
+
+    on_marked("apps", "v1", "deployments", "labels", APP_LABEL)
+    on_marked("", "v1", "services", "labels", APP_LABEL)
+    on_marked("", "v1", "persistentvolumeclaims", "labels", APP_LABEL)
+    on_marked("apps", "v1", "deployments", "annotations", OPT_IN_ANNOTATION)
+    on_marked("apps", "v1", "deployments", "annotations", BOUND_BY_ANNOTATION)
+
+    resync: list[asyncio.Task[None]] = []
+
+    @kopf.on.startup(registry=registry)
+    async def start_resync(**_: Any) -> None:
+        resync.append(asyncio.create_task(controller.resync_forever()))
+
+    @kopf.on.cleanup(registry=registry)
+    async def stop_resync(**_: Any) -> None:
+        for task in resync:
+            task.cancel()
+        await controller.queue.drain()
+
+    if validation is not None:
+        core, settings = validation
+        _register_validation(registry, core, settings)
+
+
+def _register_validation(registry: kopf.OperatorRegistry, core: Core, settings: Settings) -> None:
+    @kopf.on.validate(*COMPOSE_APPS, id="validate-compose", registry=registry)
+    def validate_compose(
+        spec: kopf.Spec, namespace: str | None, name: str, meta: kopf.Meta, **_: Any
+    ) -> None:
+        app = name or str(meta.get("generateName", "")).rstrip("-") or "app"
+        problems = webhook.refusals(
+            dict(spec), namespace=namespace or "default", name=app, core=core, settings=settings
+        )
+        if problems:
+            raise kopf.AdmissionError("\n".join(problems), code=422)

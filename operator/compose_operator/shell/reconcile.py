@@ -1,0 +1,482 @@
+"""One level-based reconcile of one ComposeApp: read, plan, apply what differs, prune, report.
+
+Every trigger (the app changed, its ConfigMap changed, an owned object changed, the periodic
+resync) ends here, with the app's namespace and name; the app itself is read fresh, so a
+reconcile never acts on a stale body.
+
+Writes are the expensive, observable part, so steady state sends none:
+- each applied body carries `compose-operator.io/applied-hash`, a hash of the body itself;
+  an object whose live hash matches is not applied again. The periodic resync also compares
+  the fields we own with the live object (drift from `kubectl edit`) and re-applies on a
+  difference. Event-triggered reconciles skip that comparison: API-server defaults could
+  make a careless comparison see drift on every event.
+- the status is patched only when it differs, and Events are emitted only on transitions.
+
+Invalid Compose applies and deletes nothing. Bound Deployments (services without `image`)
+are patched only when they carry the opt-in annotation; our env entries are applied under
+our field manager alone and released by applying an empty body, which leaves the
+Deployment exactly as its owner wrote it. The `compose-operator.io/bindings` finalizer exists
+only while such patches exist, so deleting an app without bindings never waits on us.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import kopf
+
+from compose_operator.errors import ComposeError
+from compose_operator.plan import EnvBinding, Plan
+from compose_operator.project import ComposeProject
+from compose_operator.settings import Settings
+from compose_operator.shell import kube, status
+from compose_operator.shell.kube import Api, ApiError, Manifest, Resource
+
+APP_LABEL = "compose-operator.io/app"
+OPT_IN_ANNOTATION = "compose-operator.io/app"
+HASH_ANNOTATION = "compose-operator.io/applied-hash"
+BOUND_BY_ANNOTATION = "compose-operator.io/bound-by"
+FINALIZER = "compose-operator.io/bindings"
+COMPONENT = "compose-operator"
+
+OWNED_KINDS: tuple[Resource, ...] = (kube.PVCS, kube.SERVICES, kube.DEPLOYMENTS)
+"""Kinds the plan may create and prune. NetworkPolicies join when the settings enable them."""
+
+Result = Literal["applied", "unchanged", "invalid", "suspended", "deleted", "gone"]
+
+
+@dataclass(frozen=True)
+class Core:
+    """The pure core's entry points; tests pass stand-ins."""
+
+    load_project: Callable[..., ComposeProject]
+    plan: Callable[..., Plan]
+    build_env_patch: Callable[..., dict[str, Any]]
+
+
+def real_core() -> Core:
+    from compose_operator import compose, render
+
+    return Core(compose.load_project, render.plan, render.build_env_patch)
+
+
+@dataclass
+class Report:
+    """What one reconcile did; logged and counted in metrics."""
+
+    result: Result = "unchanged"
+    applied: list[str] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)
+    status_written: bool = False
+    events: list[str] = field(default_factory=list)
+    ready_models: int = 0
+    models: int = 0
+    ready: bool = False
+
+
+class ComposeSourceMissing(Exception):
+    """spec.composeFrom names a ConfigMap or key that does not exist (yet)."""
+
+
+class NameConflict(Exception):
+    """A planned object's name is taken by an object this app does not own."""
+
+
+def body_hash(body: Manifest) -> str:
+    """A stable hash of an apply body: same body, same hash."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def with_hash(body: Manifest) -> Manifest:
+    hashed = copy.deepcopy(body)
+    annotations = hashed.setdefault("metadata", {}).setdefault("annotations", {})
+    annotations[HASH_ANNOTATION] = body_hash(body)
+    return hashed
+
+
+def owner_reference(app: Manifest) -> Manifest:
+    return {
+        "apiVersion": app["apiVersion"],
+        "kind": app["kind"],
+        "name": app["metadata"]["name"],
+        "uid": app["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def owned_body(obj: Manifest, app: Manifest) -> Manifest:
+    body = copy.deepcopy(obj)
+    metadata = body.setdefault("metadata", {})
+    metadata["namespace"] = app["metadata"]["namespace"]
+    metadata["ownerReferences"] = [owner_reference(app)]
+    return with_hash(body)
+
+
+def is_subset(desired: Any, live: Any) -> bool:
+    """Whether every field we set has the same value live; extra live fields are defaults."""
+    if isinstance(desired, Mapping):
+        return isinstance(live, Mapping) and all(
+            key in live and is_subset(value, live[key]) for key, value in desired.items()
+        )
+    if isinstance(desired, list):
+        return (
+            isinstance(live, list)
+            and len(desired) == len(live)
+            and all(is_subset(d, v) for d, v in zip(desired, live, strict=True))
+        )
+    return bool(desired == live)
+
+
+def needs_apply(body: Manifest, live: Manifest | None, *, check_drift: bool) -> bool:
+    if live is None:
+        return True
+    live_hash = live.get("metadata", {}).get("annotations", {}).get(HASH_ANNOTATION)
+    if live_hash != body["metadata"]["annotations"][HASH_ANNOTATION]:
+        return True
+    return check_drift and not is_subset(body, live)
+
+
+def _owned_by(obj: Manifest, uid: str) -> bool:
+    return any(ref.get("uid") == uid for ref in obj.get("metadata", {}).get("ownerReferences", []))
+
+
+def _key(obj: Manifest) -> tuple[str, str]:
+    return obj["kind"], obj["metadata"]["name"]
+
+
+def _name(obj: Manifest) -> str:
+    return f"{obj['kind']}/{obj['metadata']['name']}"
+
+
+def read_compose(api: Api, app: Manifest) -> tuple[str, str]:
+    """The Compose text and the file name messages should name."""
+    spec = app.get("spec", {})
+    if "compose" in spec:
+        return spec["compose"], "spec.compose"
+    ref = spec.get("composeFrom", {}).get("configMapKeyRef", {})
+    namespace = app["metadata"]["namespace"]
+    config_map = api.get(kube.CONFIG_MAPS, namespace, ref.get("name", ""))
+    if config_map is None:
+        raise ComposeSourceMissing(f"ConfigMap {ref.get('name')} not found in {namespace}")
+    data = config_map.get("data", {})
+    if ref.get("key") not in data:
+        raise ComposeSourceMissing(f"ConfigMap {ref.get('name')} has no key {ref.get('key')}")
+    text: str = data[ref["key"]]
+    return text, f"configmap/{ref['name']}/{ref['key']}"
+
+
+class Reconciler:
+    """Reconciles ComposeApps through an `Api`; one instance serves every app."""
+
+    def __init__(self, api: Api, settings: Settings, *, core: Core, now: Callable[[], str]) -> None:
+        self.api = api
+        self.settings = settings
+        self.core = core
+        self.now = now
+        kinds = list(OWNED_KINDS)
+        if settings.network_policies:
+            kinds.insert(0, kube.NETWORK_POLICIES)
+        self.owned_kinds = tuple(kinds)
+
+    def reconcile(self, namespace: str, name: str, *, check_drift: bool = False) -> Report:
+        app = self.api.get(kube.COMPOSE_APPS, namespace, name)
+        if app is None:
+            return Report(result="gone")
+        if app["metadata"].get("deletionTimestamp"):
+            return self._finalize(app)
+        if app.get("spec", {}).get("suspend"):
+            return Report(result="suspended")
+        report = Report()
+        try:
+            text, file = read_compose(self.api, app)
+            plan = self._plan(app, text, file)
+        except ComposeError as error:
+            report.result = "invalid"
+            self._report(
+                app, None, status.Outcome("InvalidCompose", tuple(error.messages)), {}, report
+            )
+            return report
+        except ComposeSourceMissing as error:
+            self._report(
+                app, None, status.Outcome("ComposeSourceMissing", (str(error),)), {}, report
+            )
+            raise kopf.TemporaryError(str(error)) from error
+        try:
+            deployments, refused = self._execute(app, plan, report, check_drift=check_drift)
+        except NameConflict as error:
+            self._report(app, plan, status.Outcome("NameConflict", (str(error),)), {}, report)
+            return report
+        except ApiError as error:
+            self._report(app, plan, status.Outcome("ReconcileFailed", (str(error),)), {}, report)
+            raise kopf.TemporaryError(str(error)) from error
+        self._report(app, plan, status.Outcome(refused=refused), deployments, report)
+        return report
+
+    def _plan(self, app: Manifest, text: str, file: str) -> Plan:
+        metadata = app["metadata"]
+        environment = app.get("spec", {}).get("environment", {})
+        project = self.core.load_project(text, file=file, environment=environment)
+        return self.core.plan(
+            project,
+            app=metadata["name"],
+            namespace=metadata["namespace"],
+            settings=self.settings,
+            file=file,
+        )
+
+    def _live(self, namespace: str) -> dict[tuple[str, str], Manifest]:
+        live: dict[tuple[str, str], Manifest] = {}
+        for resource in self.owned_kinds:
+            for obj in self.api.list(resource, namespace):
+                live[resource.kind, obj["metadata"]["name"]] = {"kind": resource.kind, **obj}
+        return live
+
+    def _execute(
+        self, app: Manifest, plan: Plan, report: Report, *, check_drift: bool
+    ) -> tuple[dict[str, Manifest], dict[str, str]]:
+        namespace, name = app["metadata"]["namespace"], app["metadata"]["name"]
+        uid = app["metadata"]["uid"]
+        live = self._live(namespace)
+        bodies = [owned_body(obj, app) for obj in plan.objects]
+        taken = [
+            _name(body)
+            for body in bodies
+            if _key(body) in live and not _owned_by(live[_key(body)], uid)
+        ]
+        if taken:
+            raise NameConflict(
+                "names already used by objects this ComposeApp does not own: " + ", ".join(taken)
+            )
+        accepted, refused = self._check_bindings(plan.bindings, live, name)
+        services_by_deployment = {s.deployment: s.name for s in plan.services}
+        refused_services = {services_by_deployment.get(d, d): why for d, why in refused.items()}
+        bound_before = [
+            obj
+            for (kind, _), obj in live.items()
+            if kind == "Deployment"
+            and obj["metadata"].get("annotations", {}).get(BOUND_BY_ANNOTATION) == name
+        ]
+        if accepted:
+            self._ensure_finalizer(app)
+        for body in bodies:
+            if needs_apply(body, live.get(_key(body)), check_drift=check_drift):
+                resource = kube.BY_KIND[body["kind"]]
+                live[_key(body)] = {"kind": body["kind"], **self.api.apply(resource, body)}
+                report.applied.append(_name(body))
+        for binding in accepted:
+            deployment = live["Deployment", binding.deployment]
+            body = self._binding_body(binding, deployment, name)
+            if needs_apply(body, deployment, check_drift=check_drift):
+                applied = self.api.apply(kube.DEPLOYMENTS, body)
+                live["Deployment", binding.deployment] = {"kind": "Deployment", **applied}
+                report.applied.append(_name(body))
+        keep = {b.deployment for b in accepted}
+        for deployment in bound_before:
+            if deployment["metadata"]["name"] not in keep:
+                self._release(deployment)
+                report.released.append(f"Deployment/{deployment['metadata']['name']}")
+        planned = {_key(body) for body in bodies}
+        for key, obj in sorted(live.items()):
+            labels = obj["metadata"].get("labels", {})
+            if key not in planned and labels.get(APP_LABEL) == name and _owned_by(obj, uid):
+                resource = kube.BY_KIND[key[0]]
+                self.api.delete(resource, namespace, key[1], obj["metadata"]["uid"])
+                report.pruned.append(f"{key[0]}/{key[1]}")
+        if not accepted and FINALIZER in app["metadata"].get("finalizers", []):
+            self._remove_finalizer(app)
+        if report.applied or report.pruned or report.released:
+            report.result = "applied"
+        deployments = {n: obj for (kind, n), obj in live.items() if kind == "Deployment"}
+        return deployments, refused_services
+
+    def _check_bindings(
+        self, bindings: Sequence[EnvBinding], live: Mapping[tuple[str, str], Manifest], app: str
+    ) -> tuple[list[EnvBinding], dict[str, str]]:
+        accepted: list[EnvBinding] = []
+        refused: dict[str, str] = {}
+        for binding in bindings:
+            deployment = live.get(("Deployment", binding.deployment))
+            if deployment is None:
+                refused[binding.deployment] = (
+                    f"Deployment {binding.deployment} not found; create it with the annotation "
+                    f"{OPT_IN_ANNOTATION}: {app} to receive the model env"
+                )
+            elif deployment["metadata"].get("annotations", {}).get(OPT_IN_ANNOTATION) != app:
+                refused[binding.deployment] = (
+                    f"Deployment {binding.deployment} has not opted in; annotate it with "
+                    f"{OPT_IN_ANNOTATION}: {app} to receive the model env"
+                )
+            else:
+                accepted.append(binding)
+        return accepted, refused
+
+    def _binding_body(self, binding: EnvBinding, deployment: Manifest, app: str) -> Manifest:
+        namespace = deployment["metadata"]["namespace"]
+        containers = [
+            c["name"]
+            for c in deployment.get("spec", {})
+            .get("template", {})
+            .get("spec", {})
+            .get("containers", [])
+        ]
+        body = copy.deepcopy(
+            self.core.build_env_patch(binding, namespace=namespace, containers=containers)
+        )
+        annotations = body.setdefault("metadata", {}).setdefault("annotations", {})
+        annotations[BOUND_BY_ANNOTATION] = app
+        return with_hash(body)
+
+    def _release(self, deployment: Manifest) -> None:
+        """Apply an empty body under our manager: the server drops every field we set."""
+        metadata = deployment["metadata"]
+        self.api.apply(
+            kube.DEPLOYMENTS,
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": metadata["name"], "namespace": metadata["namespace"]},
+            },
+        )
+
+    def _ensure_finalizer(self, app: Manifest) -> None:
+        metadata = app["metadata"]
+        finalizers = list(metadata.get("finalizers", []))
+        if FINALIZER in finalizers:
+            return
+        patch = {
+            "metadata": {
+                "finalizers": [*finalizers, FINALIZER],
+                "resourceVersion": metadata.get("resourceVersion"),
+            }
+        }
+        updated = self.api.patch(kube.COMPOSE_APPS, metadata["namespace"], metadata["name"], patch)
+        metadata["finalizers"] = updated.get("metadata", {}).get(
+            "finalizers", [*finalizers, FINALIZER]
+        )
+
+    def _remove_finalizer(self, app: Manifest) -> None:
+        metadata = app["metadata"]
+        finalizers = list(metadata.get("finalizers", []))
+        index = finalizers.index(FINALIZER)
+        path = f"/metadata/finalizers/{index}"
+        patch = [{"op": "test", "path": path, "value": FINALIZER}, {"op": "remove", "path": path}]
+        self.api.patch(
+            kube.COMPOSE_APPS, metadata["namespace"], metadata["name"], patch, patch_type="json"
+        )
+        metadata["finalizers"] = [f for f in finalizers if f != FINALIZER]
+
+    def _finalize(self, app: Manifest) -> Report:
+        """Deletion: give bound Deployments back what they had; owned objects go by GC."""
+        report = Report(result="deleted")
+        if FINALIZER not in app["metadata"].get("finalizers", []):
+            return report
+        namespace, name = app["metadata"]["namespace"], app["metadata"]["name"]
+        for deployment in self.api.list(kube.DEPLOYMENTS, namespace):
+            if deployment["metadata"].get("annotations", {}).get(BOUND_BY_ANNOTATION) == name:
+                self._release(deployment)
+                report.released.append(f"Deployment/{deployment['metadata']['name']}")
+        self._remove_finalizer(app)
+        return report
+
+    def _report(
+        self,
+        app: Manifest,
+        plan: Plan | None,
+        outcome: status.Outcome,
+        deployments: Mapping[str, Manifest],
+        report: Report,
+    ) -> None:
+        metadata = app["metadata"]
+        previous = app.get("status", {})
+        pods: list[Manifest] = []
+        new = self._build(app, plan, outcome, deployments, pods)
+        if plan is not None and not outcome.failure and _not_ready(new):
+            pods = self._pods(metadata["namespace"], deployments)
+            new = self._build(app, plan, outcome, deployments, pods)
+        patch = status.status_patch(previous, new)
+        if patch is not None:
+            self.api.patch(
+                kube.COMPOSE_APPS,
+                metadata["namespace"],
+                metadata["name"],
+                {"status": patch},
+                subresource="status",
+            )
+            report.status_written = True
+        for event in status.transition_events(previous, new):
+            self.api.create(kube.EVENTS, metadata["namespace"], self._event(app, event))
+            report.events.append(event.reason)
+        models = new.get("models", [])
+        report.models = len(models)
+        report.ready_models = sum(1 for m in models if "message" not in m)
+        report.ready = any(
+            c["type"] == status.READY and c["status"] == "True" for c in new["conditions"]
+        )
+
+    def _build(
+        self,
+        app: Manifest,
+        plan: Plan | None,
+        outcome: status.Outcome,
+        deployments: Mapping[str, Manifest],
+        pods: Sequence[Manifest],
+    ) -> status.Status:
+        return status.build_status(
+            generation=app["metadata"].get("generation", 0),
+            plan=plan,
+            outcome=outcome,
+            deployments=deployments,
+            pods=pods,
+            previous=app.get("status", {}),
+            now=self.now(),
+        )
+
+    def _pods(self, namespace: str, deployments: Mapping[str, Manifest]) -> list[Manifest]:
+        """Pods of Deployments that are not available: only they need explaining."""
+        pods: list[Manifest] = []
+        for name, deployment in sorted(deployments.items()):
+            available, _ = status.deployment_availability(name, deployment, ())
+            selector = deployment.get("spec", {}).get("selector", {}).get("matchLabels", {})
+            if not available and selector:
+                labels = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+                pods.extend(self.api.list(kube.PODS, namespace, labels))
+        return pods
+
+    def _event(self, app: Manifest, event: status.EventSpec) -> Manifest:
+        metadata = app["metadata"]
+        now = self.now()
+        return {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "generateName": f"{metadata['name']}.",
+                "namespace": metadata["namespace"],
+            },
+            "involvedObject": {
+                "apiVersion": app["apiVersion"],
+                "kind": app["kind"],
+                "name": metadata["name"],
+                "namespace": metadata["namespace"],
+                "uid": metadata["uid"],
+            },
+            "type": event.type,
+            "reason": event.reason,
+            "message": event.message[:1024],
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+            "reportingInstance": COMPONENT,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+
+
+def _not_ready(new: status.Status) -> bool:
+    return any(c["type"] == status.READY and c["status"] != "True" for c in new["conditions"])

@@ -1,0 +1,190 @@
+"""`compose-operator run`: settings, logging, metrics, health probes, then kopf standalone.
+
+Settings are loaded and validated before anything connects to a cluster: a bad settings
+file exits 2 with every located problem, like invalid Compose input on the CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from compose_operator.errors import ComposeError
+from compose_operator.settings import Settings, load_settings
+
+DEFAULT_SETTINGS = Path("/etc/compose-operator/settings.yaml")
+SETTINGS_ENV = "COMPOSE_OPERATOR_SETTINGS"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="compose-operator run", description="start the operator")
+    parser.add_argument(
+        "--settings",
+        type=Path,
+        help=f"operator settings YAML (default: ${SETTINGS_ENV}, else {DEFAULT_SETTINGS} "
+        "if present, else built-in defaults)",
+    )
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument(
+        "--namespace", action="append", default=[], help="watch this namespace (repeatable)"
+    )
+    scope.add_argument(
+        "--all-namespaces", action="store_true", help="watch every namespace (the default)"
+    )
+    parser.add_argument("--metrics-port", type=int, default=8080)
+    parser.add_argument("--health-port", type=int, default=8081, help="/healthz and /readyz")
+    parser.add_argument("--webhook-port", type=int, default=9443)
+    parser.add_argument(
+        "--webhook",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="serve and self-register the validating admission webhook",
+    )
+    parser.add_argument(
+        "--webhook-host",
+        default="127.0.0.1",
+        help="DNS name or IP in the webhook certificate and clientConfig "
+        "(a Service name <svc>.<ns>.svc makes the clientConfig a Service reference)",
+    )
+    parser.add_argument("--log-format", choices=("plain", "json"), default="plain")
+    parser.add_argument("--resync-seconds", type=float, default=300.0)
+    parser.add_argument("--verbose", action="store_true", help="debug logging")
+    return parser
+
+
+def settings_path(flag: Path | None, environ: Mapping[str, str]) -> Path | None:
+    """The flag, else the environment override, else the default file when it exists."""
+    if flag is not None:
+        return flag
+    if environ.get(SETTINGS_ENV):
+        return Path(environ[SETTINGS_ENV])
+    return DEFAULT_SETTINGS if DEFAULT_SETTINGS.exists() else None
+
+
+def read_settings(path: Path | None) -> Settings:
+    if path is None:
+        return Settings()
+    return load_settings(path.read_text(encoding="utf-8"), file=str(path))
+
+
+class AppField(logging.Filter):
+    """Gives every record an `app` (`namespace/name`, or `-` for operator-wide lines)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not getattr(record, "app", None):
+            ref = getattr(record, "k8s_ref", None)
+            if isinstance(ref, dict) and ref.get("name"):
+                record.app = f"{ref.get('namespace') or '-'}/{ref['name']}"
+            else:
+                record.app = "-"
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "app": getattr(record, "app", "-"),
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line)
+
+
+def setup_logging(log_format: str, *, verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(AppField())
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)-7s [%(app)s] %(name)s: %(message)s")
+        )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for noisy in ("kubernetes", "urllib3", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str]) -> int:
+    args = build_parser().parse_args(list(argv))
+    try:
+        settings = read_settings(settings_path(args.settings, os.environ))
+    except ComposeError as error:
+        for message in error.messages:
+            print(message, file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"{args.settings}: {error.strerror}", file=sys.stderr)
+        return 2
+    setup_logging(args.log_format, verbose=args.verbose)
+    try:
+        asyncio.run(serve(args, settings))
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+async def serve(args: argparse.Namespace, settings: Settings) -> None:
+    """Run kopf, the health server and the metrics server until kopf stops."""
+    import kopf
+    from kubernetes import client, config
+
+    from compose_operator.shell import handlers, health, webhook
+    from compose_operator.shell.controller import Controller
+    from compose_operator.shell.kube import KubeApi
+    from compose_operator.shell.metrics import Metrics
+    from compose_operator.shell.reconcile import Reconciler, real_core
+
+    try:
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        config.load_kube_config()  # type: ignore[no-untyped-call]
+    metrics = Metrics()
+    metrics.serve(args.metrics_port)
+    api = KubeApi(client.ApiClient(), on_request=metrics.count_request)
+    core = real_core()
+    reconciler = Reconciler(api, settings, core=core, now=utc_now)
+    controller = Controller(reconciler, metrics, resync_seconds=args.resync_seconds)
+    registry = kopf.OperatorRegistry()
+    handlers.register(registry, controller, validation=(core, settings) if args.webhook else None)
+    operator_settings = kopf.OperatorSettings()
+    operator_settings.posting.enabled = False
+    operator_settings.watching.server_timeout = 300
+    operator_settings.watching.client_timeout = 330
+    with tempfile.TemporaryDirectory(prefix="compose-operator-webhook-") as certs:
+        if args.webhook:
+            operator_settings.admission.server = webhook.build_server(
+                host=args.webhook_host, port=args.webhook_port, directory=Path(certs)
+            )
+            operator_settings.admission.managed = "compose-operator.io"
+        ready = asyncio.Event()
+        probes = await health.start(args.health_port, ready)
+        try:
+            await kopf.operator(
+                registry=registry,
+                settings=operator_settings,
+                standalone=True,
+                clusterwide=not args.namespace,
+                namespaces=args.namespace,
+                ready_flag=ready,
+            )
+        finally:
+            await probes.cleanup()
+
+
+def utc_now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

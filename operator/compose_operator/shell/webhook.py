@@ -1,0 +1,111 @@
+"""The validating admission webhook: a ComposeApp whose Compose file will not plan is refused.
+
+kopf's own self-signed certificate path (certbuilder → oscrypto) fails on OpenSSL 3, so the
+certificate is made here with `cryptography` (an EC P-256 key, SANs for the webhook host and
+127.0.0.1) and handed to kopf's `WebhookServer`. When the host is a Service DNS name
+(`<svc>.<ns>.svc[...]`), the managed ValidatingWebhookConfiguration points at that Service
+instead of a URL: an API server cannot resolve cluster DNS names itself.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import re
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import kopf
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from compose_operator.errors import ComposeError
+from compose_operator.settings import Settings
+from compose_operator.shell.reconcile import Core
+
+SERVICE_HOST = re.compile(r"^(?P<name>[a-z0-9-]+)\.(?P<namespace>[a-z0-9-]+)\.svc(\..+)?$")
+CERT_DAYS = 3650
+
+
+def refusals(
+    spec: Mapping[str, Any], *, namespace: str, name: str, core: Core, settings: Settings
+) -> list[str]:
+    """Every problem that would stop this spec from planning; empty when it plans.
+
+    A `composeFrom` spec is checked by the reconciler: its ConfigMap may not exist yet.
+    """
+    if "compose" not in spec:
+        return []
+    try:
+        project = core.load_project(
+            spec["compose"], file="spec.compose", environment=spec.get("environment", {})
+        )
+        core.plan(project, app=name, namespace=namespace, settings=settings, file="spec.compose")
+    except ComposeError as error:
+        return error.messages
+    return []
+
+
+def _sans(host: str) -> list[x509.GeneralName]:
+    names: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    try:
+        names.append(x509.IPAddress(ipaddress.ip_address(host)))
+    except ValueError:
+        names.append(x509.DNSName(host))
+        match = SERVICE_HOST.match(host)
+        if match:
+            names.append(x509.DNSName(f"{match['name']}.{match['namespace']}.svc"))
+    return list(dict.fromkeys(names))
+
+
+def write_certificate(host: str, directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for `host`; returns (certfile, keyfile)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=CERT_DAYS))
+        .add_extension(x509.SubjectAlternativeName(_sans(host)), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    certfile, keyfile = directory / "tls.crt", directory / "tls.key"
+    certfile.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    keyfile.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    keyfile.chmod(0o600)
+    return certfile, keyfile
+
+
+class WebhookServer(kopf.WebhookServer):
+    """kopf's server, addressed through a Service when the host names one."""
+
+    async def __call__(self, fn: kopf.WebhookFn) -> AsyncIterator[kopf.WebhookClientConfig]:
+        match = SERVICE_HOST.match(self.host or "")
+        async for config in super().__call__(fn):
+            if match is None:
+                yield config
+                continue
+            service = kopf.WebhookClientConfigService(
+                namespace=match["namespace"], name=match["name"], port=self.port, path=""
+            )
+            yield kopf.WebhookClientConfig(caBundle=config.get("caBundle"), service=service)
+
+
+def build_server(*, host: str, port: int, directory: Path) -> WebhookServer:
+    certfile, keyfile = write_certificate(host, directory)
+    return WebhookServer(addr="0.0.0.0", port=port, host=host, certfile=certfile, pkeyfile=keyfile)
