@@ -58,8 +58,8 @@ def label_value(text: str) -> str:
 
 def is_qualified_name(key: str) -> bool:
     """True when `key` is valid as a label or annotation key (`[prefix/]name`)."""
-    prefix, _, name = key.rpartition("/")
-    if prefix and (len(prefix) > MAX_SUBDOMAIN or not _DNS_1123_SUBDOMAIN.fullmatch(prefix)):
+    prefix, slash, name = key.rpartition("/")
+    if slash and (len(prefix) > MAX_SUBDOMAIN or not _DNS_1123_SUBDOMAIN.fullmatch(prefix)):
         return False
     return len(name) <= MAX_LABEL and _QUALIFIED_NAME.fullmatch(name) is not None
 

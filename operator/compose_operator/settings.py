@@ -140,7 +140,7 @@ def _with_engine_defaults(engines: dict[Any, Any], problems: list[Problem]) -> d
     for name, value in engines.items():
         if name not in defaults:
             known = ", ".join(sorted(defaults))
-            message = f"no engine named {name!r}{_suggest(str(name), defaults)}; known: {known}"
+            message = f"no engine named {name!r}; known: {known}"
             problems.append(Problem(f"engines.{name}", message))
         else:
             merged[name] = {**merged[name], **value} if isinstance(value, dict) else value
@@ -158,8 +158,7 @@ def _check(settings: Settings) -> list[Problem]:
         problems.append(
             Problem(
                 "defaultEngine",
-                f"no engine named {settings.default_engine!r}"
-                f"{_suggest(settings.default_engine, settings.engines)}; known: {known}",
+                f"no engine named {settings.default_engine!r}; known: {known}",
             )
         )
     gpu_counts = [("defaultGpus", settings.default_gpus)] + [
