@@ -1,0 +1,102 @@
+{{/* The chart name, overridable. */}}
+{{- define "compose-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The release's object name; the release name alone when it already names the chart. */}}
+{{- define "compose-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "compose-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "compose-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{- define "compose-operator.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "compose-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "compose-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "compose-operator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "compose-operator.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{- define "compose-operator.webhookServiceName" -}}
+{{- printf "%s-webhook" (include "compose-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "compose-operator.metricsServiceName" -}}
+{{- printf "%s-metrics" (include "compose-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The settings file: values.settings with the puller image defaulted to the operator image. */}}
+{{- define "compose-operator.settings" -}}
+{{- $settings := deepCopy .Values.settings }}
+{{- if not $settings.pullerImage }}
+{{- $_ := set $settings "pullerImage" (include "compose-operator.image" .) }}
+{{- end }}
+{{- toYaml $settings }}
+{{- end }}
+
+{{/*
+RBAC rules, split by scope: "namespaced" rules go into a Role per watched namespace under
+rbac.scope=namespace; "cluster" rules are always cluster-wide. Keep them equal to the
+manifests' ClusterRole (tests/test_packaging_rbac.py pins both to one list).
+*/}}
+{{- define "compose-operator.namespacedRules" -}}
+# Watch ComposeApps; patch carries kopf's own bookkeeping (finalizer, diff-base annotation).
+- apiGroups: [compose-operator.io]
+  resources: [composeapps]
+  verbs: [get, list, watch, patch]
+- apiGroups: [compose-operator.io]
+  resources: [composeapps/status]
+  verbs: [get, patch, update]
+# Model Deployments it owns, and the env patch on Deployments that opted in.
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [""]
+  resources: [services, persistentvolumeclaims]
+  verbs: [get, list, watch, create, patch, delete]
+# Compose text from spec.composeFrom.configMapKeyRef; pods only to say why a model is not ready.
+- apiGroups: [""]
+  resources: [configmaps, pods]
+  verbs: [get, list, watch]
+- apiGroups: ["", events.k8s.io]
+  resources: [events]
+  verbs: [create, patch]
+{{- end }}
+
+{{- define "compose-operator.clusterRules" -}}
+# kopf's resource discovery.
+- apiGroups: [apiextensions.k8s.io]
+  resources: [customresourcedefinitions]
+  verbs: [get, list, watch]
+{{- if .Values.webhook.enabled }}
+# The operator registers its own ValidatingWebhookConfiguration (with its own CA bundle).
+- apiGroups: [admissionregistration.k8s.io]
+  resources: [validatingwebhookconfigurations]
+  verbs: [get, list, watch, create, patch]
+{{- end }}
+{{- end }}

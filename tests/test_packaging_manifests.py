@@ -1,0 +1,133 @@
+"""The kustomize base (`kubectl apply -k manifests/`): the objects it makes and how they run."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from compose_operator.settings import Settings, load_settings
+from test_packaging_support import (
+    CONTRACT,
+    grants_of,
+    kustomize_build,
+    one_object,
+    restricted_violations,
+)
+
+NAMESPACE = "compose-operator"
+IMAGE = "ghcr.io/compose-operator/compose-operator:0.1.0"
+
+
+@pytest.fixture(scope="module")
+def objects() -> list[dict[str, Any]]:
+    return kustomize_build()
+
+
+def operator_container(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    containers = one_object(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert [c["name"] for c in containers] == ["operator"]
+    return containers[0]  # type: ignore[no-any-return]
+
+
+def test_base_makes_exactly_the_operator_objects(objects: list[dict[str, Any]]) -> None:
+    settings = one_object(objects, "ConfigMap")["metadata"]["name"]
+    assert settings.startswith("compose-operator-settings-")
+    assert sorted((o["kind"], o["metadata"]["name"]) for o in objects) == [
+        ("ClusterRole", "compose-operator"),
+        ("ClusterRoleBinding", "compose-operator"),
+        ("ConfigMap", settings),
+        ("CustomResourceDefinition", "composeapps.compose-operator.io"),
+        ("Deployment", "compose-operator"),
+        ("Namespace", NAMESPACE),
+        ("Service", "compose-operator-metrics"),
+        ("Service", "compose-operator-webhook"),
+        ("ServiceAccount", "compose-operator"),
+    ]
+
+
+def test_namespaced_objects_land_in_the_operator_namespace(objects: list[dict[str, Any]]) -> None:
+    cluster_scoped = {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"}
+    assert {o["metadata"].get("namespace") for o in objects if o["kind"] not in cluster_scoped} == {
+        NAMESPACE
+    }
+
+
+def test_every_object_is_valid_for_kubernetes_1_36(objects: list[dict[str, Any]]) -> None:
+    for obj in objects:
+        kubernetes_validate.validate(obj, "1.36", strict=True)
+
+
+def test_the_rbac_is_the_contract(objects: list[dict[str, Any]]) -> None:
+    assert grants_of(one_object(objects, "ClusterRole")) == CONTRACT
+
+
+def test_the_operator_pod_is_restricted(objects: list[dict[str, Any]]) -> None:
+    pod = one_object(objects, "Deployment")["spec"]["template"]["spec"]
+    assert restricted_violations(pod) == []
+    assert pod["securityContext"]["runAsUser"] == 65532
+
+
+def test_the_namespace_enforces_the_restricted_standard(objects: list[dict[str, Any]]) -> None:
+    labels = one_object(objects, "Namespace")["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_the_operator_runs_with_the_contract_flags(objects: list[dict[str, Any]]) -> None:
+    container = operator_container(objects)
+    assert container["image"] == IMAGE
+    assert container["args"] == [
+        "run",
+        "--settings=/etc/compose-operator/settings.yaml",
+        "--metrics-port=8080",
+        "--health-port=8081",
+        "--log-format=json",
+        "--webhook",
+        "--webhook-port=9443",
+        "--webhook-host=compose-operator-webhook.$(POD_NAMESPACE).svc",
+    ]
+    assert container["env"] == [
+        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}
+    ]
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
+        "metrics": 8080,
+        "health": 8081,
+        "webhook": 9443,
+    }
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
+
+
+def test_the_operator_mounts_the_generated_settings(objects: list[dict[str, Any]]) -> None:
+    pod = one_object(objects, "Deployment")["spec"]["template"]["spec"]
+    settings = one_object(objects, "ConfigMap")["metadata"]["name"]
+    assert {"name": "settings", "configMap": {"name": settings}} in pod["volumes"]
+    assert {
+        "name": "settings",
+        "mountPath": "/etc/compose-operator",
+        "readOnly": True,
+    } in operator_container(objects)["volumeMounts"]
+
+
+def test_the_settings_are_the_defaults_with_the_operator_as_puller(
+    objects: list[dict[str, Any]],
+) -> None:
+    text = one_object(objects, "ConfigMap")["data"]["settings.yaml"]
+    settings = load_settings(text)
+    assert settings.puller_image == operator_container(objects)["image"]
+    assert dataclasses.replace(settings, puller_image=Settings().puller_image) == Settings()
+
+
+def test_services_reach_metrics_and_the_webhook(objects: list[dict[str, Any]]) -> None:
+    services = {o["metadata"]["name"]: o["spec"] for o in objects if o["kind"] == "Service"}
+    selector = one_object(objects, "Deployment")["spec"]["selector"]["matchLabels"]
+    assert all(spec["selector"] == selector for spec in services.values())
+    assert services["compose-operator-metrics"]["ports"] == [
+        {"name": "metrics", "port": 8080, "targetPort": "metrics"}
+    ]
+    assert services["compose-operator-webhook"]["ports"] == [
+        {"name": "https", "port": 443, "targetPort": "webhook"},
+        {"name": "webhook", "port": 9443, "targetPort": "webhook"},
+    ]

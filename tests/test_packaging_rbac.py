@@ -1,0 +1,74 @@
+"""The operator's RBAC, in the kustomize manifests and in the Helm chart, is the contract list.
+
+Least privilege cuts both ways: a grant beyond the list is a permission nobody reviewed, and a
+missing one breaks the operator only in a real cluster. Both fail here.
+"""
+
+from __future__ import annotations
+
+import yaml
+
+from test_packaging_support import (
+    CONTRACT,
+    CONTRACT_DISCOVERY,
+    CONTRACT_NAMESPACED,
+    CONTRACT_WEBHOOK,
+    MANIFESTS,
+    grants_of,
+    helm_template,
+    objects_of_kind,
+    one_object,
+)
+
+
+def test_manifests_cluster_role_is_the_contract() -> None:
+    objects = list(yaml.safe_load_all((MANIFESTS / "rbac.yaml").read_text()))
+    assert grants_of(one_object(objects, "ClusterRole")) == CONTRACT
+
+
+def test_manifests_bind_the_role_to_the_operator_service_account() -> None:
+    objects = list(yaml.safe_load_all((MANIFESTS / "rbac.yaml").read_text()))
+    binding = one_object(objects, "ClusterRoleBinding")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": "compose-operator",
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "compose-operator", "namespace": "compose-operator"}
+    ]
+
+
+def test_chart_cluster_scope_is_the_contract() -> None:
+    objects = helm_template()
+    assert grants_of(one_object(objects, "ClusterRole")) == CONTRACT
+    assert objects_of_kind(objects, "Role") == []
+    binding = one_object(objects, "ClusterRoleBinding")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "compose-operator", "namespace": "operators"}
+    ]
+
+
+def test_chart_without_webhook_drops_only_the_webhook_grant() -> None:
+    objects = helm_template("--set", "webhook.enabled=false")
+    assert grants_of(one_object(objects, "ClusterRole")) == CONTRACT - CONTRACT_WEBHOOK
+
+
+def test_chart_namespace_scope_grants_per_namespace() -> None:
+    objects = helm_template(
+        "--set", "rbac.scope=namespace", "--set", "watchNamespaces={team-a,team-b}"
+    )
+    assert grants_of(one_object(objects, "ClusterRole")) == CONTRACT_DISCOVERY | CONTRACT_WEBHOOK
+    roles = objects_of_kind(objects, "Role")
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    assert all(grants_of(role) == CONTRACT_NAMESPACED for role in roles)
+    bindings = objects_of_kind(objects, "RoleBinding")
+    assert sorted((b["metadata"]["namespace"], b["roleRef"]["name"]) for b in bindings) == [
+        ("team-a", "compose-operator"),
+        ("team-b", "compose-operator"),
+    ]
+    assert all(
+        b["subjects"]
+        == [{"kind": "ServiceAccount", "name": "compose-operator", "namespace": "operators"}]
+        for b in bindings
+    )

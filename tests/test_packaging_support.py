@@ -1,0 +1,173 @@
+"""Shared pieces of the packaging tests: the RBAC contract, and running helm and kustomize.
+
+helm and kubectl are the ones e2e/cluster/build.sh builds (found through COMPOSE_E2E_BIN or
+its cache directory), else the ones on PATH; a test that needs a missing tool is skipped and
+says which tool and how to get it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+CHART = REPO / "charts" / "compose-operator"
+MANIFESTS = REPO / "manifests"
+
+Grant = tuple[str, str, str]
+"""(API group, resource, verb): one permission, the unit RBAC rules are compared in."""
+
+
+def _grants(groups: Iterable[str], resources: Iterable[str], verbs: Iterable[str]) -> set[Grant]:
+    return {(g, r, v) for g in groups for r in resources for v in verbs}
+
+
+# The operator-side contract, word for word: what the operator may do, nothing more.
+CONTRACT_NAMESPACED: frozenset[Grant] = frozenset(
+    _grants(["compose-operator.io"], ["composeapps"], ["get", "list", "watch", "patch"])
+    | _grants(["compose-operator.io"], ["composeapps/status"], ["get", "patch", "update"])
+    | _grants(["apps"], ["deployments"], ["get", "list", "watch", "create", "patch", "delete"])
+    | _grants(
+        [""],
+        ["services", "persistentvolumeclaims"],
+        ["get", "list", "watch", "create", "patch", "delete"],
+    )
+    | _grants([""], ["configmaps"], ["get", "list", "watch"])
+    | _grants([""], ["pods"], ["get", "list", "watch"])
+    | _grants(["", "events.k8s.io"], ["events"], ["create", "patch"])
+)
+CONTRACT_DISCOVERY: frozenset[Grant] = frozenset(
+    _grants(["apiextensions.k8s.io"], ["customresourcedefinitions"], ["get", "list", "watch"])
+)
+CONTRACT_WEBHOOK: frozenset[Grant] = frozenset(
+    _grants(
+        ["admissionregistration.k8s.io"],
+        ["validatingwebhookconfigurations"],
+        ["get", "list", "watch", "create", "patch"],
+    )
+)
+CONTRACT = CONTRACT_NAMESPACED | CONTRACT_DISCOVERY | CONTRACT_WEBHOOK
+
+
+def grants_of(role: Mapping[str, Any]) -> set[Grant]:
+    """Every permission a Role or ClusterRole grants; a wildcard stays a literal "*"."""
+    found: set[Grant] = set()
+    for rule in role.get("rules", []):
+        assert "resourceNames" not in rule and "nonResourceURLs" not in rule, rule
+        found |= _grants(rule["apiGroups"], rule["resources"], rule["verbs"])
+    return found
+
+
+def objects_of_kind(objects: Iterable[Mapping[str, Any]], kind: str) -> list[Mapping[str, Any]]:
+    return [o for o in objects if o["kind"] == kind]
+
+
+def one_object(objects: Iterable[Mapping[str, Any]], kind: str) -> Mapping[str, Any]:
+    matches = objects_of_kind(objects, kind)
+    assert len(matches) == 1, f"expected one {kind}, found {len(matches)}"
+    return matches[0]
+
+
+def _built_bin_dirs() -> list[Path]:
+    if os.environ.get("COMPOSE_E2E_BIN"):
+        return [Path(os.environ["COMPOSE_E2E_BIN"])]
+    cache = os.environ.get("COMPOSE_OPERATOR_CACHE") or str(
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "compose-operator"
+    )
+    return sorted(p.parent for p in Path(cache).glob("bin/*/.complete"))
+
+
+def find_tool(name: str) -> str | None:
+    """The e2e build's binary if there is one (the machine's kubectl may be an old build)."""
+    override = os.environ.get(name.upper())
+    if override:
+        return override
+    for bin_dir in _built_bin_dirs():
+        if (bin_dir / name).is_file():
+            return str(bin_dir / name)
+    return shutil.which(name)
+
+
+def require_tool(name: str) -> str:
+    tool = find_tool(name)
+    if tool is None:
+        pytest.skip(
+            f"{name} not found: run e2e/cluster/build.sh, set {name.upper()}, or put it on PATH"
+        )
+    return tool
+
+
+def run(command: Sequence[str]) -> str:
+    """Run a tool; on failure the assertion shows its stderr."""
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stderr}"
+    return result.stdout
+
+
+def load_documents(text: str) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def helm_template(*args: str) -> list[dict[str, Any]]:
+    """`helm template` of the chart as release `compose-operator` in namespace `operators`."""
+    helm = require_tool("helm")
+    command = [helm, "template", "compose-operator", str(CHART), "--namespace", "operators"]
+    return load_documents(run([*command, *args]))
+
+
+def kustomize_build() -> list[dict[str, Any]]:
+    """`kubectl kustomize manifests/`: what `kubectl apply -k manifests/` sends."""
+    kubectl = find_tool("kubectl")
+    if kubectl is not None:
+        return load_documents(run([kubectl, "kustomize", str(MANIFESTS)]))
+    kustomize = require_tool("kustomize")
+    return load_documents(run([kustomize, "build", str(MANIFESTS)]))
+
+
+RESTRICTED_VOLUME_TYPES = frozenset(
+    {"configMap", "emptyDir", "projected", "secret", "downwardAPI", "persistentVolumeClaim"}
+)
+
+
+def restricted_violations(pod_spec: Mapping[str, Any]) -> list[str]:
+    """Where a pod spec falls short of the restricted Pod Security Standard (and our own
+    read-only root filesystem); an empty list means it meets both."""
+    problems = []
+    pod_context = pod_spec.get("securityContext", {})
+    for host_field in ("hostNetwork", "hostPID", "hostIPC"):
+        if pod_spec.get(host_field):
+            problems.append(f"pod: {host_field}")
+    if pod_context.get("runAsUser") == 0:
+        problems.append("pod: runAsUser 0")
+    for volume in pod_spec.get("volumes", []):
+        kinds = set(volume) - {"name"}
+        if not kinds <= RESTRICTED_VOLUME_TYPES:
+            problems.append(f"volume {volume['name']}: {sorted(kinds)}")
+    containers = [*pod_spec.get("initContainers", []), *pod_spec["containers"]]
+    for container in containers:
+        context = container.get("securityContext", {})
+        where = f"container {container['name']}"
+        if context.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"{where}: allowPrivilegeEscalation is not false")
+        if context.get("readOnlyRootFilesystem") is not True:
+            problems.append(f"{where}: readOnlyRootFilesystem is not true")
+        if context.get("privileged"):
+            problems.append(f"{where}: privileged")
+        capabilities = context.get("capabilities", {})
+        if capabilities.get("drop") != ["ALL"] or capabilities.get("add"):
+            problems.append(f"{where}: capabilities {capabilities}")
+        if not (context.get("runAsNonRoot") or pod_context.get("runAsNonRoot")):
+            problems.append(f"{where}: runAsNonRoot not set")
+        if context.get("runAsUser", pod_context.get("runAsUser")) in (None, 0):
+            problems.append(f"{where}: no numeric non-root runAsUser")
+        seccomp = context.get("seccompProfile", pod_context.get("seccompProfile", {}))
+        if seccomp.get("type") not in ("RuntimeDefault", "Localhost"):
+            problems.append(f"{where}: seccompProfile {seccomp}")
+    return problems
