@@ -1,0 +1,562 @@
+"""The operator against a real API server, scheduler and controller-manager (kwok nodes).
+
+One operator process serves this module, running as the Helm chart's ServiceAccount with the
+chart's RBAC, so every test also proves the RBAC is enough.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from operator_harness import (
+    REPO,
+    OperatorProcess,
+    compose_app,
+    condition,
+    dumps,
+    env_of,
+    eventually,
+    install_crd_and_rbac,
+    running_operator,
+)
+
+EXAMPLES = REPO / "examples"
+APP = "demo"
+
+
+@pytest.fixture(scope="module")
+def operator(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    account = install_crd_and_rbac(cluster, webhook=False)
+    with running_operator(
+        cluster,
+        tmp_path_factory.mktemp("operator"),
+        account=account,
+        extra_args=("--resync-seconds", "5"),
+    ) as process:
+        yield process
+
+
+def apply_app(cluster: Any, namespace: str, text: str, name: str = APP, **spec: Any) -> None:
+    cluster.kubectl("-n", namespace, "apply", "-f", "-", input=compose_app(name, text, **spec))
+
+
+def get(cluster: Any, namespace: str, kind: str, name: str) -> dict[str, Any]:
+    return cluster.get_json("-n", namespace, kind, name)
+
+
+def exists(cluster: Any, namespace: str, kind: str, name: str) -> bool:
+    result = cluster.kubectl("-n", namespace, "get", kind, name, "-o", "name", check=False)
+    return result.returncode == 0
+
+
+def wait_ready(
+    cluster: Any, namespace: str, name: str = APP, timeout: float = 90
+) -> dict[str, Any]:
+    def ready() -> dict[str, Any] | None:
+        app = get(cluster, namespace, "composeapp", name)
+        generation = app["metadata"]["generation"]
+        status = app.get("status", {})
+        if (
+            condition(app, "Ready").get("status") == "True"
+            and status.get("observedGeneration") == generation
+        ):
+            return app
+        return None
+
+    try:
+        return eventually(ready, timeout=timeout, what=f"ComposeApp {name} Ready")  # type: ignore[no-any-return]
+    except AssertionError:
+        app = get(cluster, namespace, "composeapp", name)
+        raise AssertionError(f"not Ready; status: {dumps(app.get('status'))}") from None
+
+
+def pods_of(cluster: Any, namespace: str, selector: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = cluster.get_json("-n", namespace, "pods", "-l", selector)["items"]
+    return [pod for pod in items if not pod["metadata"].get("deletionTimestamp")]
+
+
+def node_labels(cluster: Any, node: str) -> dict[str, str]:
+    return dict(cluster.get_json("node", node)["metadata"]["labels"])
+
+
+SEED_EXPECTATIONS = {
+    "basic.yaml": {
+        "models": {"llm": "ai/smollm2"},
+        "services": {"chat-app": {"LLM_URL": "llm", "LLM_MODEL": "ai/smollm2"}},
+    },
+    "config-options.yaml": {
+        "models": {"llm": "ai/smollm2"},
+        "services": {"chat-app": {"LLM_URL": "llm", "LLM_MODEL": "ai/smollm2"}},
+    },
+    "short-syntax.yaml": {
+        "models": {"llm": "ai/smollm2", "embedding-model": "ai/all-minilm"},
+        "services": {
+            "app": {
+                "LLM_URL": "llm",
+                "LLM_MODEL": "ai/smollm2",
+                "EMBEDDING_MODEL_URL": "embedding-model",
+                "EMBEDDING_MODEL_MODEL": "ai/all-minilm",
+            }
+        },
+    },
+    "long-syntax.yaml": {
+        "models": {"llm": "ai/smollm2", "embedding-model": "ai/all-minilm"},
+        "services": {
+            "app": {
+                "AI_MODEL_URL": "llm",
+                "AI_MODEL_NAME": "ai/smollm2",
+                "EMBEDDING_URL": "embedding-model",
+                "EMBEDDING_NAME": "ai/all-minilm",
+            }
+        },
+    },
+    "cloud-labels.yaml": {
+        "models": {"llm": "ai/smollm2"},
+        "services": {"chat-app": {"LLM_URL": "llm", "LLM_MODEL": "ai/smollm2"}},
+    },
+}
+
+
+@pytest.mark.parametrize("example", sorted(SEED_EXPECTATIONS))
+def test_seed_example_runs_models_on_gpu_nodes_and_wires_services(
+    cluster: Any, operator: OperatorProcess, namespace: str, example: str
+) -> None:
+    expected = SEED_EXPECTATIONS[example]
+    apply_app(cluster, namespace, (EXAMPLES / example).read_text())
+    app = wait_ready(cluster, namespace)
+
+    for key, reference in expected["models"].items():
+        name = f"{APP}-{key}"
+        service = get(cluster, namespace, "service", name)
+        assert service["spec"]["ports"][0]["port"] == 80
+        deployment = get(cluster, namespace, "deployment", name)
+        owners = deployment["metadata"]["ownerReferences"]
+        assert [(o["kind"], o["name"], o.get("controller")) for o in owners] == [
+            ("ComposeApp", APP, True)
+        ]
+        pods = pods_of(cluster, namespace, f"compose-operator.io/model={key}")
+        assert len(pods) == 1, dumps([p["metadata"]["name"] for p in pods])
+        pod = pods[0]
+        engine = pod["spec"]["containers"][0]
+        assert engine["resources"]["limits"]["nvidia.com/gpu"] == "1"
+        assert reference in engine["args"]
+        node = cluster.get_json("node", pod["spec"]["nodeName"])
+        assert node["status"]["capacity"].get("nvidia.com/gpu") == "8"
+
+    for service_name, variables in expected["services"].items():
+        pods = eventually(
+            lambda service_name=service_name: pods_of(
+                cluster, namespace, f"compose-operator.io/service={service_name}"
+            ),
+            what=f"pods of {service_name}",
+        )
+        env = env_of(pods[0])
+        for variable, value in variables.items():
+            if variable.endswith(("_URL",)) and "/" not in value:
+                value = f"http://{APP}-{value}.{namespace}.svc.cluster.local/v1/"
+            assert env[variable] == value, dumps(env)
+
+    models = {m["name"]: m for m in app["status"]["models"]}
+    assert set(models) == set(expected["models"])
+    for key, reference in expected["models"].items():
+        assert models[key]["model"] == reference
+        assert models[key]["readyReplicas"] == models[key]["replicas"] == 1
+        assert models[key]["endpoint"] == f"http://{APP}-{key}.{namespace}.svc.cluster.local/v1/"
+
+
+def test_cloud_labels_steer_model_pods_to_matching_nodes_only(
+    cluster: Any, operator: OperatorProcess, namespace: str
+) -> None:
+    text = (EXAMPLES / "cloud-labels.yaml").read_text()
+    apply_app(cluster, namespace, text)
+    wait_ready(cluster, namespace)
+    cluster.kubectl("-n", namespace, "scale", "deployment", f"{APP}-llm", "--replicas=4")
+    pods = eventually(
+        lambda: (
+            [
+                p
+                for p in pods_of(cluster, namespace, "compose-operator.io/model=llm")
+                if p["spec"].get("nodeName")
+            ]
+            if len(pods_of(cluster, namespace, "compose-operator.io/model=llm")) >= 4
+            else None
+        ),
+        what="four scheduled model pods",
+    )
+    for pod in pods:
+        labels = node_labels(cluster, pod["spec"]["nodeName"])
+        assert labels["node.kubernetes.io/instance-type"] == "gpu-small"
+        assert labels["topology.kubernetes.io/region"] == "us-west-2"
+
+
+def test_unknown_instance_type_leaves_pod_pending_and_status_says_why(
+    cluster: Any, operator: OperatorProcess, namespace: str
+) -> None:
+    text = """
+services:
+  app: {image: my-app, models: [llm]}
+models:
+  llm:
+    model: ai/smollm2
+    x-cloud-options: ["cloud.instance-type=gpu-huge"]
+"""
+    apply_app(cluster, namespace, text)
+
+    def explained() -> dict[str, Any] | None:
+        app = get(cluster, namespace, "composeapp", APP)
+        models = app.get("status", {}).get("models", [])
+        if models and "node" in (models[0].get("message") or ""):
+            return app
+        return None
+
+    app = eventually(explained, timeout=60, what="a status message about nodes")
+    assert condition(app, "Ready")["status"] == "False"
+    assert condition(app, "Reconciling")["status"] == "True"
+    message = app["status"]["models"][0]["message"]
+    assert "didn't match" in message or "affinity/selector" in message, message
+    (pod,) = pods_of(cluster, namespace, "compose-operator.io/model=llm")
+    assert pod["status"]["phase"] == "Pending"
+
+
+def test_context_size_update_rolls_the_model_deployment(
+    cluster: Any, operator: OperatorProcess, namespace: str
+) -> None:
+    base = (
+        "services:\n  app: {image: my-app, models: [llm]}\n"
+        "models:\n  llm:\n    model: ai/smollm2\n    context_size: %d\n"
+    )
+    apply_app(cluster, namespace, base % 2048)
+    wait_ready(cluster, namespace)
+    before = get(cluster, namespace, "deployment", f"{APP}-llm")
+    args = before["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--ctx-size") + 1] == "2048"
+
+    apply_app(cluster, namespace, base % 4096)
+    wait_ready(cluster, namespace)
+    after = get(cluster, namespace, "deployment", f"{APP}-llm")
+    args = after["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--ctx-size") + 1] == "4096"
+    assert after["metadata"]["generation"] > before["metadata"]["generation"]
+    pods = eventually(
+        lambda: [
+            p
+            for p in pods_of(cluster, namespace, "compose-operator.io/model=llm")
+            if "4096" in p["spec"]["containers"][0]["args"]
+        ],
+        what="a model pod with the new context size",
+    )
+    assert pods
+
+
+def test_removing_a_model_prunes_its_objects_and_env(
+    cluster: Any, operator: OperatorProcess, namespace: str
+) -> None:
+    two = (EXAMPLES / "short-syntax.yaml").read_text()
+    apply_app(cluster, namespace, two)
+    wait_ready(cluster, namespace)
+    assert exists(cluster, namespace, "deployment", f"{APP}-embedding-model")
+
+    one = yaml.safe_load(two)
+    del one["models"]["embedding-model"]
+    one["services"]["app"]["models"] = ["llm"]
+    apply_app(cluster, namespace, yaml.safe_dump(one))
+    wait_ready(cluster, namespace)
+    eventually(
+        lambda: (
+            not exists(cluster, namespace, "deployment", f"{APP}-embedding-model")
+            and not exists(cluster, namespace, "service", f"{APP}-embedding-model")
+        ),
+        what="the embedding model's objects to be pruned",
+    )
+    env = env_of(get(cluster, namespace, "deployment", "app"))
+    assert "LLM_URL" in env
+    assert not {"EMBEDDING_MODEL_URL", "EMBEDDING_MODEL_MODEL"} & set(env)
+
+
+BOUND_DEPLOYMENT = """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: {app: web}
+  annotations: {%s}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: registry.example/web:1.0
+        env:
+        - {name: LOG_LEVEL, value: debug}
+"""
+
+BINDING_APP = """
+services:
+  web:
+    build: .
+    models: [llm]
+models:
+  llm: {model: ai/smollm2}
+"""
+
+
+def managed_view(deployment: dict[str, Any]) -> dict[str, Any]:
+    """What another manager owns: the spec and our-irrelevant metadata, without server noise."""
+    return {
+        "labels": deployment["metadata"].get("labels"),
+        "annotations": {
+            k: v
+            for k, v in deployment["metadata"].get("annotations", {}).items()
+            if k != "deployment.kubernetes.io/revision"
+        },
+        "spec": deployment["spec"],
+    }
+
+
+def test_bind_mode_patches_only_env_and_restores_the_deployment_exactly(
+    cluster: Any, operator: OperatorProcess, namespace: str
+) -> None:
+    cluster.kubectl(
+        "-n",
+        namespace,
+        "apply",
+        "--server-side",
+        "--field-manager=helm",
+        "-f",
+        "-",
+        input=BOUND_DEPLOYMENT % f"compose-operator.io/app: {APP}",
+    )
+    original = managed_view(get(cluster, namespace, "deployment", "web"))
+
+    apply_app(cluster, namespace, BINDING_APP)
+    app = wait_ready(cluster, namespace)
+    assert {s["name"]: s["mode"] for s in app["status"]["services"]} == {"web": "patched"}
+    bound = get(cluster, namespace, "deployment", "web")
+    env = env_of(bound)
+    assert env == {
+        "LOG_LEVEL": "debug",
+        "LLM_URL": f"http://{APP}-llm.{namespace}.svc.cluster.local/v1/",
+        "LLM_MODEL": "ai/smollm2",
+    }
+    container = bound["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "registry.example/web:1.0"
+    managers = {m["manager"] for m in bound["metadata"]["managedFields"]}
+    assert {"helm", "compose-operator"} <= managers
+    assert "ownerReferences" not in bound["metadata"]
+
+    cluster.kubectl("-n", namespace, "delete", "composeapp", APP, "--wait=true", "--timeout=60s")
+    eventually(
+        lambda: (
+            managed_view(get(cluster, namespace, "deployment", "web"))["spec"]["template"]
+            == original["spec"]["template"]
+        ),
+        what="the bound Deployment's template restored",
+    )
+    restored = get(cluster, namespace, "deployment", "web")
+    assert managed_view(restored)["spec"]["template"] == original["spec"]["template"]
+    assert "compose-operator" not in {m["manager"] for m in restored["metadata"]["managedFields"]}
+
+
+def test_removing_a_binding_restores_the_deployment(
+    cluster: Any, operator: OperatorProcess, namespace: str
+) -> None:
+    cluster.kubectl(
+        "-n",
+        namespace,
+        "apply",
+        "--server-side",
+        "--field-manager=helm",
+        "-f",
+        "-",
+        input=BOUND_DEPLOYMENT % f"compose-operator.io/app: {APP}",
+    )
+    original = get(cluster, namespace, "deployment", "web")["spec"]["template"]
+    apply_app(cluster, namespace, BINDING_APP)
+    wait_ready(cluster, namespace)
+    assert "LLM_URL" in env_of(get(cluster, namespace, "deployment", "web"))
+
+    unbound = yaml.safe_load(BINDING_APP)
+    del unbound["services"]["web"]["models"]
+    apply_app(cluster, namespace, yaml.safe_dump(unbound))
+    eventually(
+        lambda: get(cluster, namespace, "deployment", "web")["spec"]["template"] == original,
+        what="the template as helm left it",
+    )
+    app = get(cluster, namespace, "composeapp", APP)
+    assert "compose-operator.io/bindings" not in app["metadata"].get("finalizers", [])
+
+
+def test_deployment_that_did_not_opt_in_is_untouched_and_status_says_so(
+    cluster: Any, operator: OperatorProcess, namespace: str
+) -> None:
+    cluster.kubectl(
+        "-n",
+        namespace,
+        "apply",
+        "--server-side",
+        "--field-manager=helm",
+        "-f",
+        "-",
+        input=BOUND_DEPLOYMENT % "",
+    )
+    before = get(cluster, namespace, "deployment", "web")
+    apply_app(cluster, namespace, BINDING_APP)
+
+    def refused() -> dict[str, Any] | None:
+        app = get(cluster, namespace, "composeapp", APP)
+        services = app.get("status", {}).get("services", [])
+        return services[0] if services and services[0].get("mode") == "refused" else None
+
+    service = eventually(refused, what="the service reported as refused")
+    assert "compose-operator.io/app" in service["message"]
+    after = get(cluster, namespace, "deployment", "web")
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert condition(get(cluster, namespace, "composeapp", APP), "Ready")["status"] == "False"
+
+
+def test_compose_from_configmap_reconciles_when_the_configmap_changes(
+    cluster: Any, operator: OperatorProcess, namespace: str
+) -> None:
+    text = (EXAMPLES / "basic.yaml").read_text()
+    cluster.kubectl(
+        "-n",
+        namespace,
+        "create",
+        "configmap",
+        "chat-compose",
+        f"--from-literal=compose.yaml={text}",
+    )
+    body = {
+        "apiVersion": "compose-operator.io/v1alpha1",
+        "kind": "ComposeApp",
+        "metadata": {"name": APP},
+        "spec": {
+            "composeFrom": {"configMapKeyRef": {"name": "chat-compose", "key": "compose.yaml"}}
+        },
+    }
+    cluster.kubectl("-n", namespace, "apply", "-f", "-", input=yaml.safe_dump(body))
+    wait_ready(cluster, namespace)
+    assert exists(cluster, namespace, "deployment", f"{APP}-llm")
+
+    changed = text.replace("ai/smollm2", "ai/gemma3")
+    patch = {"data": {"compose.yaml": changed}}
+    cluster.kubectl(
+        "-n",
+        namespace,
+        "patch",
+        "configmap",
+        "chat-compose",
+        "--type=merge",
+        "-p",
+        yaml.safe_dump(patch),
+    )
+    eventually(
+        lambda: (
+            env_of(get(cluster, namespace, "deployment", "chat-app")).get("LLM_MODEL")
+            == "ai/gemma3"
+        ),
+        what="LLM_MODEL to follow the ConfigMap",
+    )
+
+
+def test_invalid_compose_without_webhook_sets_status_and_applies_nothing(
+    cluster: Any, operator: OperatorProcess, namespace: str
+) -> None:
+    text = """
+services:
+  app: {image: my-app, models: [llm, missing]}
+models:
+  llm:
+    model: ai/smollm2
+    contxt_size: 10
+"""
+    apply_app(cluster, namespace, text)
+
+    def stalled() -> dict[str, Any] | None:
+        app = get(cluster, namespace, "composeapp", APP)
+        return app if condition(app, "Stalled").get("status") == "True" else None
+
+    app = eventually(stalled, what="Stalled=True")
+    ready = condition(app, "Ready")
+    assert ready["status"] == "False"
+    assert ready["reason"] == "InvalidCompose"
+    assert "context_size" in ready["message"]
+    assert "missing" in ready["message"]
+    assert cluster.get_json("-n", namespace, "deployments")["items"] == []
+    assert cluster.get_json("-n", namespace, "services")["items"] == []
+    events = cluster.get_json("-n", namespace, "events")["items"]
+    assert any(e["reason"] == "InvalidCompose" and e["type"] == "Warning" for e in events)
+
+
+def test_deleting_the_app_removes_everything_it_created(
+    cluster: Any, operator: OperatorProcess, namespace: str
+) -> None:
+    apply_app(cluster, namespace, (EXAMPLES / "short-syntax.yaml").read_text())
+    wait_ready(cluster, namespace)
+    selector = f"compose-operator.io/app={APP}"
+    assert cluster.get_json("-n", namespace, "deployments,services", "-l", selector)["items"]
+    cluster.kubectl("-n", namespace, "delete", "composeapp", APP, "--timeout=60s")
+    eventually(
+        lambda: (
+            not cluster.get_json("-n", namespace, "deployments,services,pvc", "-l", selector)[
+                "items"
+            ]
+        ),
+        what="the garbage collector to remove the owned objects",
+    )
+
+
+def test_steady_state_sends_no_write_requests(
+    cluster: Any, operator: OperatorProcess, namespace: str
+) -> None:
+    apply_app(cluster, namespace, (EXAMPLES / "short-syntax.yaml").read_text())
+    wait_ready(cluster, namespace)
+    # Let the status settle (the last pod readiness), then watch two resync periods.
+    eventually(
+        lambda: (
+            condition(get(cluster, namespace, "composeapp", APP), "Reconciling").get("status")
+            == "False"
+        ),
+        what="Reconciling=False",
+    )
+    import time
+
+    time.sleep(3)
+    mark = cluster.audit_mark()
+    time.sleep(12)
+    writes = [
+        e
+        for e in cluster.audit_writes(operator.user, since=mark)
+        if e.get("objectRef", {}).get("namespace") == namespace
+    ]
+    assert writes == [], dumps(
+        [(e["verb"], e["objectRef"].get("resource"), e["objectRef"].get("name")) for e in writes]
+    )
+
+
+def test_kubectl_get_capp_shows_the_printer_columns(
+    cluster: Any, operator: OperatorProcess, namespace: str
+) -> None:
+    apply_app(cluster, namespace, (EXAMPLES / "short-syntax.yaml").read_text())
+    wait_ready(cluster, namespace)
+    table = cluster.kubectl("-n", namespace, "get", "capp").stdout.splitlines()
+    header = table[0].split()
+    assert header[:4] == ["NAME", "READY", "MODELS", "SERVICES"], table
+    assert header[-1] == "AGE"
+    row = table[1].split()
+    assert row[0] == APP
+    assert row[1] == "True"
+    assert row[2] == "2/2"
+    assert row[3] == "1/1"
+
+
+def test_operator_metrics_count_reconciles(operator: OperatorProcess) -> None:
+    metrics = operator.metrics()
+    assert "compose_operator_reconciles_total" in metrics
