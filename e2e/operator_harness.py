@@ -28,11 +28,7 @@ OPERATOR_NAMESPACE = "compose-operator"
 RELEASE = "compose-operator"
 RBAC_KINDS = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
 
-E2E_SETTINGS = {
-    # kwok fakes every pod, so images are never pulled; the names only need to be stable.
-    "pullerImage": "localhost:5000/compose-operator:e2e",
-    "profiles": {},
-}
+KWOK_SETTINGS = REPO / "e2e" / "settings-kwok.yaml"
 
 
 def free_port() -> int:
@@ -142,8 +138,10 @@ def running_operator(
 ) -> Iterator[OperatorProcess]:
     """Start `compose-operator run` as the chart's ServiceAccount; stop it afterwards."""
     kubeconfig = cluster.service_account_kubeconfig(OPERATOR_NAMESPACE, account)
-    settings_path = scratch / f"{name}-settings.yaml"
-    settings_path.write_text(yaml.safe_dump(settings if settings is not None else E2E_SETTINGS))
+    settings_path = KWOK_SETTINGS
+    if settings is not None:
+        settings_path = scratch / f"{name}-settings.yaml"
+        settings_path.write_text(yaml.safe_dump(settings))
     log_path = scratch / f"{name}.log"
     metrics_port, health_port = free_port(), free_port()
     command = [

@@ -1,0 +1,62 @@
+# The two commands a newcomer needs: `make demo` (a local cluster with the operator
+# reconciling the example chat app) and `make test` (every check CI runs). See README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+PY := $(VENV)/bin
+
+.PHONY: help deps lint unit e2e test demo demo-down render-examples bench
+
+help:
+	@echo "make demo       start a local cluster, the operator and the example chat app"
+	@echo "make demo-down  stop it all"
+	@echo "make test       lint, unit tests and the end-to-end suite (what CI runs)"
+	@echo "make unit       unit tests only (no cluster)"
+	@echo "make e2e        the end-to-end suite against a real control plane"
+	@echo "make bench      render benchmark"
+
+$(VENV)/.synced: pyproject.toml uv.lock
+	"$$(tools/ensure-uv.sh)" sync --frozen
+	touch $@
+
+deps: $(VENV)/.synced
+	tools/ensure-debian-packages.sh docker-registry
+
+lint: deps
+	$(PY)/ruff check .
+	$(PY)/ruff format --check .
+	$(PY)/mypy
+	$(PY)/lint-imports
+
+unit: deps
+	$(PY)/pytest tests
+
+e2e: deps cluster-build
+	$(PY)/pytest e2e -m "e2e and not realnode"
+
+test: lint unit e2e
+
+bench: deps
+	$(PY)/python benchmarks/render_bench.py
+
+demo: deps cluster-build
+	e2e/demo.sh up
+
+demo-down:
+	e2e/demo.sh down
+
+# cluster: the local e2e control plane (e2e/cluster/); after cluster-up, eval the output of: e2e/cluster/cluster.sh env
+.PHONY: cluster-build cluster-up cluster-down cluster-status
+
+cluster-build:
+	e2e/cluster/build.sh
+
+cluster-up:
+	e2e/cluster/cluster.sh up
+
+cluster-down:
+	e2e/cluster/cluster.sh down
+
+cluster-status:
+	e2e/cluster/cluster.sh status
+# end cluster
