@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
@@ -11,6 +13,8 @@ import pytest
 from compose_operator.settings import Settings, load_settings
 from test_packaging_support import (
     CONTRACT,
+    MANIFESTS,
+    NETWORK_POLICY_GRANTS,
     grants_of,
     kustomize_build,
     one_object,
@@ -131,3 +135,13 @@ def test_services_reach_metrics_and_the_webhook(objects: list[dict[str, Any]]) -
         {"name": "https", "port": 443, "targetPort": "webhook"},
         {"name": "webhook", "port": 9443, "targetPort": "webhook"},
     ]
+
+
+def test_network_policies_component_adds_only_that_grant(tmp_path: Path) -> None:
+    # kustomize takes only relative paths to other kustomizations.
+    base = os.path.relpath(MANIFESTS, tmp_path)
+    (tmp_path / "kustomization.yaml").write_text(
+        f"resources: [{base}]\ncomponents: [{base}/components/network-policies]\n"
+    )
+    role = one_object(kustomize_build(tmp_path), "ClusterRole")
+    assert grants_of(role) == CONTRACT | NETWORK_POLICY_GRANTS

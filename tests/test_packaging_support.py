@@ -54,6 +54,14 @@ CONTRACT_WEBHOOK: frozenset[Grant] = frozenset(
     )
 )
 CONTRACT = CONTRACT_NAMESPACED | CONTRACT_DISCOVERY | CONTRACT_WEBHOOK
+NETWORK_POLICY_GRANTS: frozenset[Grant] = frozenset(
+    _grants(
+        ["networking.k8s.io"],
+        ["networkpolicies"],
+        ["get", "list", "watch", "create", "patch", "delete"],
+    )
+)
+"""Beyond the contract, only when the settings turn `networkPolicies` on."""
 
 
 def grants_of(role: Mapping[str, Any]) -> set[Grant]:
@@ -122,13 +130,13 @@ def helm_template(*args: str) -> list[dict[str, Any]]:
     return load_documents(run([*command, *args]))
 
 
-def kustomize_build() -> list[dict[str, Any]]:
-    """`kubectl kustomize manifests/`: what `kubectl apply -k manifests/` sends."""
+def kustomize_build(directory: Path = MANIFESTS) -> list[dict[str, Any]]:
+    """`kubectl kustomize DIR`: what `kubectl apply -k DIR` sends (default: manifests/)."""
     kubectl = find_tool("kubectl")
     if kubectl is not None:
-        return load_documents(run([kubectl, "kustomize", str(MANIFESTS)]))
+        return load_documents(run([kubectl, "kustomize", str(directory)]))
     kustomize = require_tool("kustomize")
-    return load_documents(run([kustomize, "build", str(MANIFESTS)]))
+    return load_documents(run([kustomize, "build", str(directory)]))
 
 
 RESTRICTED_VOLUME_TYPES = frozenset(

@@ -86,6 +86,12 @@ manifests' ClusterRole (tests/test_packaging_rbac.py pins both to one list).
 - apiGroups: ["", events.k8s.io]
   resources: [events]
   verbs: [create, patch]
+{{- if .Values.settings.networkPolicies }}
+# Offered models' namespaces get a NetworkPolicy admitting only the namespaces of the offer.
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [get, list, watch, create, patch, delete]
+{{- end }}
 {{- end }}
 
 {{- define "compose-operator.clusterRules" -}}
