@@ -413,7 +413,10 @@ class _LayerPuller:
             with partial.open("ab" if offset else "wb") as handle:
                 while chunk := response.read(CHUNK_BYTES):
                     if offset + len(chunk) > layer.size:
-                        break
+                        raise DigestMismatch(
+                            f"{what}: the registry sent more than the {layer.size} bytes "
+                            "the manifest promises"
+                        )
                     handle.write(chunk)
                     hasher.update(chunk)
                     offset += len(chunk)
@@ -421,6 +424,9 @@ class _LayerPuller:
                     self.report.advance(len(chunk))
                 handle.flush()
                 os.fsync(handle.fileno())
+        if offset < layer.size:
+            # http.client ends a body cut short with b"" rather than an error.
+            raise http.client.IncompleteRead(b"", layer.size - offset)
         return offset, hasher
 
 
