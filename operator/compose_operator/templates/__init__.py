@@ -25,11 +25,12 @@ MODEL_CACHE = "model-cache.yaml.j2"
 NAMES = (MODEL_DEPLOYMENT, MODEL_SERVICE, MODEL_CACHE)
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-# What YAML may not contain raw (PyYAML's Reader.NON_PRINTABLE); JSON leaves these as is
-# when `ensure_ascii` is off, and `ensure_ascii` would split astral characters into
-# surrogate pairs, which YAML does not join again.
-_NOT_YAML_PRINTABLE = re.compile(
-    "[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+# What YAML may not hold raw (PyYAML's Reader.NON_PRINTABLE) or reads as a line break inside
+# a quoted scalar (NEL, LS, PS: folded to a space), and the byte-order mark. JSON leaves all
+# of these raw when `ensure_ascii` is off; `ensure_ascii` would split astral characters into
+# surrogate pairs, which YAML does not join again. So: escape exactly these.
+_NOT_YAML_SAFE = re.compile(
+    "[^\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
 )
 
 
@@ -41,8 +42,15 @@ class JsonText(str):
 
 def tojson(value: Any) -> JsonText:
     """`value` as JSON that YAML reads back unchanged (JSON is YAML's flow style)."""
-    text = json.dumps(value, sort_keys=True, ensure_ascii=False)
-    return JsonText(_NOT_YAML_PRINTABLE.sub(lambda match: f"\\u{ord(match[0]):04x}", text))
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=_undefined)
+    return JsonText(_NOT_YAML_SAFE.sub(lambda match: f"\\u{ord(match[0]):04x}", text))
+
+
+def _undefined(value: Any) -> Any:
+    """`StrictUndefined` raises its own clear error ("'nmae' is undefined") when printed."""
+    if isinstance(value, jinja2.Undefined):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def _only_json(value: Any) -> Any:
