@@ -5,9 +5,20 @@
 #
 #   docker build -t ghcr.io/compose-operator/compose-operator:0.1.0 .
 #
-# Both base images are build arguments so the image can be built where no remote registry
-# is reachable, from a local Python 3.11 base and a local image holding the `uv` binary at
-# /uv (see the podman recipe in charts/compose-operator/README.md).
+# Both base images are build arguments, so the image also builds where no remote registry is
+# reachable. With podman, from a local Python 3.11 base (e.g. a debootstrapped bookworm with
+# python3 and ca-certificates, `podman import`ed) and the uv executable itself (not a
+# version-manager shim):
+#
+#   mkdir -p uv-image && cp /path/to/uv uv-image/uv
+#   printf 'FROM scratch\nCOPY uv /uv\n' | podman build -t localhost/uv:local -f - uv-image
+#   podman build --runtime runc --network host \
+#     --build-arg BASE_IMAGE=localhost/python:3.11 --build-arg UV_IMAGE=localhost/uv:local \
+#     -v /etc/ssl/certs:/build-ca:ro --build-arg SSL_CERT_FILE=/build-ca/ca-certificates.crt \
+#     -t localhost/compose-operator:dev .
+#
+# (`--runtime runc`: crun cannot run RUN steps on a cgroup-v1 host; the CA mount only where
+# the package index is reached through a TLS-inspecting proxy.)
 
 ARG BASE_IMAGE=python:3.11-slim
 ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.13.9
@@ -16,6 +27,9 @@ FROM ${UV_IMAGE} AS uv
 
 FROM ${BASE_IMAGE} AS build
 COPY --from=uv /uv /usr/local/bin/uv
+# Only for a package index behind a TLS-inspecting proxy: the path of a CA bundle mounted
+# into the build. A build-stage argument never reaches the final image.
+ARG SSL_CERT_FILE
 # The virtual environment is built with the base image's own Python (never a downloaded
 # one), so copying it into a fresh copy of the same base keeps every symlink valid.
 ENV UV_PYTHON_DOWNLOADS=never \
