@@ -8,6 +8,7 @@ import json
 import re
 import socket
 import tarfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -616,3 +617,55 @@ def test_state_records_what_was_written(fake: FakeRegistry, tmp_path: Path) -> N
         (sha256(TEMPLATE), "template.jinja"),
     ]
     assert hashlib.sha256((tmp_path / "model.gguf").read_bytes()).hexdigest() == sha256(WEIGHTS)[7:]
+
+
+def test_an_archive_may_not_overwrite_a_layer_file(fake: FakeRegistry, tmp_path: Path) -> None:
+    sneaky = make_tar([(file_member("model.safetensors"), b"replaced")])
+    fake.add_model(
+        "ai/sneaky",
+        "latest",
+        [(b"weights", media.SAFETENSORS, None), (sneaky, media.VLLM_CONFIG_TAR, None)],
+    )
+
+    with pytest.raises(PullError) as caught:
+        pull(fake, "ai/sneaky", tmp_path)
+
+    assert str(caught.value) == (
+        "archive member 'model.safetensors' would overwrite the layer file model.safetensors"
+    )
+    assert (tmp_path / "model.safetensors").read_bytes() == b"weights"
+
+
+def test_stale_partial_downloads_are_cleaned_up(fake: FakeRegistry, tmp_path: Path) -> None:
+    add_smollm(fake)
+    stale = tmp_path / (".compose-operator-partial-sha256-" + "f" * 64)
+    stale.write_bytes(b"from a tag that moved")
+
+    pull(fake, "ai/smollm2", tmp_path)
+
+    assert not stale.exists()
+    assert not [p for p in tmp_path.iterdir() if "partial" in p.name]
+
+
+def test_concurrent_pulls_into_one_directory_download_once(
+    fake: FakeRegistry, tmp_path: Path
+) -> None:
+    """Two replicas sharing a volume: the lock makes the second wait, then reuse the files."""
+    add_smollm(fake)
+    results: list[PullResult] = []
+
+    threads = [
+        threading.Thread(target=lambda: results.append(pull(fake, "ai/smollm2", tmp_path)))
+        for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert blob_gets(fake) == 3
+    assert sorted(result.bytes_downloaded for result in results) == [
+        0,
+        len(WEIGHTS) + len(LICENSE_TEXT) + len(TEMPLATE),
+    ]
+    assert (tmp_path / "model.gguf").read_bytes() == WEIGHTS

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,8 +13,9 @@ from typing import Any
 import pytest
 
 from compose_operator.puller import auth, cli, media
-from compose_operator.puller.client import base_url
-from compose_operator.puller.errors import NotAModel, PullError, UnsafePath
+from compose_operator.puller.client import Policy, RegistryClient, base_url
+from compose_operator.puller.errors import NotAModel, PullError, RegistryUnreachable, UnsafePath
+from compose_operator.puller.progress import MIB, Progress
 from fake_registry import GGUF, FakeRegistry, serve
 
 REF = "docker.io/ai/x:latest"
@@ -258,3 +260,37 @@ def test_cli_exit_codes(
 
     assert run_cli(["Bad/Ref", "--dest", str(tmp_path)], monkeypatch) == 2
     assert capsys.readouterr().err.startswith("compose-operator pull-model: 'Bad/Ref': repository")
+
+
+def test_tls_to_a_plain_http_registry_explains_itself(fake: FakeRegistry) -> None:
+    client = RegistryClient(fake.host, policy=Policy(timeout_seconds=5, attempts=1))
+    client.base_url = f"https://{fake.host}"
+
+    with pytest.raises(RegistryUnreachable) as caught:
+        client.request("GET", "/v2/", scope="registry:catalog:*", what="the API root")
+
+    assert str(caught.value).startswith(
+        f"TLS handshake with registry {fake.host} at https://{fake.host} failed: "
+    )
+    assert str(caught.value).endswith(
+        "; it seems to speak plain HTTP (pass --insecure if that is intended)"
+    )
+
+
+def test_progress_is_throttled() -> None:
+    now = [0.0]
+    stream = io.StringIO()
+    progress = Progress(stream, interval=5.0, clock=lambda: now[0])
+
+    progress.start("model.gguf", 4 * MIB)
+    for second in range(1, 12):
+        now[0] = float(second)
+        progress.advance(MIB // 4)
+    progress.finish()
+
+    assert stream.getvalue().splitlines() == [
+        "model.gguf: downloading 4.0 MiB",
+        "model.gguf: 1.2 MiB / 4.0 MiB (31%)",
+        "model.gguf: 2.5 MiB / 4.0 MiB (62%)",
+        "model.gguf: 2.8 MiB / 4.0 MiB (68%)",
+    ]

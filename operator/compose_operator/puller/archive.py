@@ -13,14 +13,17 @@ import os
 import posixpath
 import shutil
 import tarfile
+from collections.abc import Set
 from pathlib import Path
 
 from compose_operator.puller.errors import PullError, UnsafePath
 from compose_operator.puller.media import safe_relative_path
 
 
-def _check_member(member: tarfile.TarInfo) -> None:
+def _check_member(member: tarfile.TarInfo, protected: Set[str]) -> None:
     name = safe_relative_path(member.name)
+    if name in protected:
+        raise PullError(f"archive member {member.name!r} would overwrite the layer file {name}")
     if member.isfile() or member.isdir():
         return
     if member.issym() or member.islnk():
@@ -35,10 +38,13 @@ def _check_member(member: tarfile.TarInfo) -> None:
     raise UnsafePath(f"unsafe member {member.name!r} in the archive: not a file or directory")
 
 
-def extract(archive: Path, destination: Path, staging: Path) -> list[str]:
+def extract(
+    archive: Path, destination: Path, staging: Path, protected: Set[str] = frozenset()
+) -> list[str]:
     """Unpack `archive` into `destination`; return the relative paths of the files written.
 
-    `staging` must be an empty or absent directory on the same file system as `destination`.
+    `staging` must be an empty or absent directory on the same file system as `destination`;
+    `protected` names files the archive may not replace (the artifact's other layers).
     """
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -47,7 +53,7 @@ def extract(archive: Path, destination: Path, staging: Path) -> list[str]:
             with tarfile.open(archive, mode="r:*") as tar:
                 members = tar.getmembers()
                 for member in members:
-                    _check_member(member)
+                    _check_member(member, protected)
                 if hasattr(tarfile, "data_filter"):
                     tar.extractall(staging, members=members, filter="data")
                 else:  # Python < 3.11.4: our own checks above are the guard.

@@ -16,9 +16,10 @@ import hashlib
 import http.client
 import json
 import os
+import shutil
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -80,18 +81,18 @@ def pull_model(
     *,
     insecure: bool = False,
     docker_config: Path | None = None,
-    progress: TextIO = sys.stderr,
+    progress: TextIO | None = None,
     policy: Policy = DEFAULT_POLICY,
     environ: Mapping[str, str] | None = None,
 ) -> PullResult:
-    """Fetch the model artifact `reference` into `dest`.
+    """Fetch the model artifact `reference` into `dest`; progress goes to stderr by default.
 
     Raises ValueError for a malformed reference and PullError (or a subclass naming the
     cause) when the pull fails.
     """
     ref = references.parse_reference(reference)
     started = time.monotonic()
-    report = Progress(progress)
+    report = Progress(sys.stderr if progress is None else progress)
     dest.mkdir(parents=True, exist_ok=True)
     with _locked(dest, report):
         previous = _State.load(dest)
@@ -123,8 +124,11 @@ def pull_model(
             files.append(puller.pull_file(planned, previous))
             state.record_file(planned, dest)
             state.save(dest)
+        protected = {file.path for file in plan.files}
+        if plan.model_file is not None:
+            protected.add(media.MODEL_GGUF)
         for planned_archive in plan.archives:
-            extracted = puller.pull_archive(planned_archive, previous)
+            extracted = puller.pull_archive(planned_archive, previous, protected)
             files.extend(extracted)
             state.record_archive(planned_archive, [file.path for file in extracted], dest)
             state.save(dest)
@@ -318,7 +322,9 @@ class _LayerPuller:
             partial.replace(target)
         return PulledFile(planned.path, layer.digest, layer.size, layer.media_type, not present)
 
-    def pull_archive(self, planned: media.PlannedArchive, previous: _State) -> list[PulledFile]:
+    def pull_archive(
+        self, planned: media.PlannedArchive, previous: _State, protected: Set[str]
+    ) -> list[PulledFile]:
         layer = planned.layer
         recorded = previous.recorded_archive(layer.digest, self.dest)
         if recorded is not None:
@@ -328,7 +334,7 @@ class _LayerPuller:
         self._download(layer, partial, f"archive {layer.digest}")
         staging = self.dest / f"{PARTIAL_PREFIX}{layer.digest.partition(':')[2][:16]}.d"
         try:
-            written = archive.extract(partial, self.dest, staging)
+            written = archive.extract(partial, self.dest, staging, protected)
         finally:
             partial.unlink(missing_ok=True)
         self.report.say(f"archive {layer.digest}: unpacked {len(written)} files")
@@ -443,12 +449,17 @@ def _link(link: Path, target: str) -> None:
 
 
 def _prune(dest: Path, previous: _State, current: _State) -> None:
-    """Remove what an earlier pull wrote that this artifact no longer has."""
+    """Remove what an earlier pull wrote that this artifact no longer has, and stale partials."""
     keep = current.paths()
     for path in previous.paths() - keep:
         (dest / path).unlink(missing_ok=True)
     if previous.model_link and current.model_link is None and previous.model_link not in keep:
         (dest / previous.model_link).unlink(missing_ok=True)
+    for leftover in dest.glob(f"{PARTIAL_PREFIX}*"):
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover)
+        else:
+            leftover.unlink()
 
 
 class _State:
@@ -517,18 +528,14 @@ class _State:
         )
 
     def intact(self, dest: Path) -> bool:
-        files_intact = all(
-            _file_intact(dest, entry)
-            for layer in self.layers
-            for entry in layer.get("files") or [None]
-        )
-        return files_intact and (self.model_link is None or (dest / self.model_link).exists())
+        links_intact = self.model_link is None or (dest / self.model_link).exists()
+        return links_intact and all(_layer_intact(dest, layer) for layer in self.layers)
 
     def paths(self) -> set[str]:
         """Recorded paths that are safe to delete (a tampered record cannot reach outside)."""
         paths = set()
         for layer in self.layers:
-            for entry in layer.get("files") or []:
+            for entry in _entries(layer):
                 with contextlib.suppress(PullError, TypeError):
                     paths.add(media.safe_relative_path(entry["path"]))
         return paths
@@ -537,19 +544,15 @@ class _State:
         return any(
             layer.get("digest") == planned.layer.digest
             and layer.get("path") == planned.path
-            and all(_file_intact(dest, entry) for entry in layer.get("files") or [None])
+            and _layer_intact(dest, layer)
             for layer in self.layers
         )
 
     def recorded_archive(self, digest: str, dest: Path) -> list[str] | None:
         for layer in self.layers:
-            entries = layer.get("files") or []
-            if (
-                layer.get("digest") == digest
-                and layer.get("path") is None
-                and all(_file_intact(dest, entry) for entry in entries)
-            ):
-                return [str(entry["path"]) for entry in entries]
+            ours = layer.get("digest") == digest and layer.get("path") is None
+            if ours and _layer_intact(dest, layer):
+                return [str(entry["path"]) for entry in _entries(layer)]
         return None
 
     def record_file(self, planned: media.PlannedFile, dest: Path) -> None:
@@ -586,7 +589,7 @@ class _State:
                 downloaded=False,
             )
             for layer in self.layers
-            for entry in layer.get("files") or []
+            for entry in _entries(layer)
         )
         gguf = self.model_format == media.Role.GGUF.value
         result = PullResult(
@@ -602,6 +605,16 @@ class _State:
         )
         report.say(f"{note}: " + _summary(result))
         return result
+
+
+def _entries(layer: Mapping[str, Any]) -> list[Any]:
+    entries = layer.get("files")
+    return entries if isinstance(entries, list) else []
+
+
+def _layer_intact(dest: Path, layer: Mapping[str, Any]) -> bool:
+    entries = layer.get("files")
+    return isinstance(entries, list) and all(_file_intact(dest, entry) for entry in entries)
 
 
 def _file_entry(dest: Path, path: str) -> dict[str, Any]:
