@@ -209,11 +209,23 @@ def test_service_monitor_only_when_asked(defaults: list[dict[str, Any]]) -> None
     assert selected == ["compose-operator-metrics"]
 
 
-def test_namespace_scope_without_namespaces_is_refused() -> None:
-    command = [require_tool("helm"), "template", "x", str(CHART), "--set", "rbac.scope=namespace"]
+@pytest.mark.parametrize(
+    ("values", "complaint"),
+    [
+        (["rbac.scope=namespace"], "rbac.scope=namespace needs watchNamespaces"),
+        (["rbac.scope=cluster-wide"], "at '/rbac/scope': value must be one of"),
+        (["watchNamespace=team-a"], "additional properties 'watchNamespace' not allowed"),
+        (["settings.sharing=always"], "at '/settings/sharing': value must be one of"),
+        (["logFormat=text"], "at '/logFormat': value must be one of"),
+    ],
+)
+def test_wrong_values_are_refused_at_install_time(values: list[str], complaint: str) -> None:
+    command = [require_tool("helm"), "template", "x", str(CHART)]
+    for value in values:
+        command += ["--set", value]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     assert result.returncode != 0
-    assert "rbac.scope=namespace needs watchNamespaces" in result.stderr
+    assert complaint in result.stderr
 
 
 def test_scheduling_and_pod_values_reach_the_pod() -> None:
