@@ -43,7 +43,7 @@ def register(
 ) -> None:
     """Register every handler on `registry`; with `validation`, the admission handler too."""
 
-    @kopf.on.event(*COMPOSE_APPS, registry=registry)
+    @kopf.on.event(*COMPOSE_APPS, id="compose-app-event", registry=registry)
     def compose_app_event(type: str, namespace: str | None, name: str, **_: Any) -> None:
         key = (namespace or "", name)
         if type == "DELETED":
@@ -51,14 +51,15 @@ def register(
         else:
             controller.app_changed(key)
 
-    @kopf.index(*COMPOSE_APPS, registry=registry)
+    # The id is the keyword under which kopf hands the index to other handlers.
+    @kopf.index(*COMPOSE_APPS, id="compose_sources", registry=registry)
     def compose_sources(
         namespace: str | None, name: str, spec: kopf.Spec, **_: Any
     ) -> dict[tuple[str, str], str] | None:
         ref = spec.get("composeFrom", {}).get("configMapKeyRef", {})
         return {(namespace or "", ref["name"]): name} if ref.get("name") else None
 
-    @kopf.on.event("", "v1", "configmaps", registry=registry)
+    @kopf.on.event("", "v1", "configmaps", id="config-map-event", registry=registry)
     def config_map_event(namespace: str | None, name: str, **indexes: Any) -> None:
         sources: kopf.Index[tuple[str, str], str] = indexes["compose_sources"]
         for app in sources.get((namespace or "", name), []):
@@ -88,11 +89,11 @@ def register(
 
     resync: list[asyncio.Task[None]] = []
 
-    @kopf.on.startup(registry=registry)
+    @kopf.on.startup(id="start-resync", registry=registry)
     async def start_resync(**_: Any) -> None:
         resync.append(asyncio.create_task(controller.resync_forever()))
 
-    @kopf.on.cleanup(registry=registry)
+    @kopf.on.cleanup(id="stop-resync", registry=registry)
     async def stop_resync(**_: Any) -> None:
         for task in resync:
             task.cancel()

@@ -303,6 +303,8 @@ class Reconciler:
         refused: dict[str, str] = {}
         for binding in bindings:
             deployment = live.get(("Deployment", binding.deployment))
+            if not binding.env:
+                continue
             if deployment is None:
                 refused[binding.deployment] = (
                     f"Deployment {binding.deployment} not found; create it with the annotation "

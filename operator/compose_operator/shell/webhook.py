@@ -106,6 +106,6 @@ class WebhookServer(kopf.WebhookServer):
             yield kopf.WebhookClientConfig(caBundle=config.get("caBundle"), service=service)
 
 
-def build_server(*, host: str, port: int, directory: Path) -> WebhookServer:
+def build_server(*, host: str, port: int, directory: Path, addr: str = "0.0.0.0") -> WebhookServer:
     certfile, keyfile = write_certificate(host, directory)
-    return WebhookServer(addr="0.0.0.0", port=port, host=host, certfile=certfile, pkeyfile=keyfile)
+    return WebhookServer(addr=addr, port=port, host=host, certfile=certfile, pkeyfile=keyfile)

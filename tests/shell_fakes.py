@@ -1,0 +1,174 @@
+"""A recording stand-in for the Kubernetes API, for reconciler tests without a cluster.
+
+Server-side apply is modelled per object as "what others wrote" plus "what our field manager
+applied last": the live object is the two merged (lists of named items merged by name), so
+applying an empty body gives back exactly what others wrote, as the real API server does
+for fields only we own.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from compose_operator.shell.kube import Manifest, PatchType, Resource
+
+WRITE_VERBS = frozenset({"apply", "delete", "patch", "create"})
+
+Key = tuple[str, str, str]
+
+
+def merge(base: Any, ours: Any) -> Any:
+    if isinstance(base, dict) and isinstance(ours, dict):
+        merged = dict(base)
+        for key, value in ours.items():
+            merged[key] = merge(base[key], value) if key in base else copy.deepcopy(value)
+        return merged
+    if (
+        isinstance(base, list)
+        and isinstance(ours, list)
+        and all(isinstance(i, dict) and "name" in i for i in [*base, *ours])
+    ):
+        by_name = {item["name"]: item for item in base}
+        merged_list = [merge(item, _named(ours, item["name"])) for item in base]
+        merged_list += [copy.deepcopy(i) for i in ours if i["name"] not in by_name]
+        return merged_list
+    return copy.deepcopy(ours)
+
+
+def _named(items: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    return next((i for i in items if i["name"] == name), {})
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+@dataclass
+class Request:
+    verb: str
+    resource: str
+    name: str
+    body: Any = None
+    subresource: str = ""
+
+
+@dataclass
+class FakeApi:
+    others: dict[Key, Manifest] = field(default_factory=dict)
+    ours: dict[Key, Manifest] = field(default_factory=dict)
+    requests: list[Request] = field(default_factory=list)
+    events: list[Manifest] = field(default_factory=list)
+    _uids: itertools.count[int] = field(default_factory=itertools.count)
+
+    def seed(self, resource: Resource, obj: Manifest) -> Manifest:
+        """An object someone else wrote (a user's Deployment, a ComposeApp)."""
+        obj = copy.deepcopy(obj)
+        metadata = obj.setdefault("metadata", {})
+        metadata.setdefault("uid", f"uid-{next(self._uids)}")
+        metadata.setdefault("generation", 1)
+        metadata.setdefault("resourceVersion", "1")
+        self.others[resource.plural, metadata["namespace"], metadata["name"]] = obj
+        return obj
+
+    def live(self, resource: Resource, namespace: str, name: str) -> Manifest | None:
+        key = (resource.plural, namespace, name)
+        if key not in self.others:
+            return None
+        return merge(self.others[key], self.ours.get(key, {}))  # type: ignore[no-any-return]
+
+    def set_status(self, resource: Resource, namespace: str, name: str, status: Any) -> None:
+        self.others[resource.plural, namespace, name]["status"] = status
+
+    def writes(self) -> list[Request]:
+        return [r for r in self.requests if r.verb in WRITE_VERBS]
+
+    def clear(self) -> None:
+        self.requests.clear()
+
+    # the Api protocol
+
+    def get(self, resource: Resource, namespace: str, name: str) -> Manifest | None:
+        self.requests.append(Request("get", resource.plural, name))
+        return self.live(resource, namespace, name)
+
+    def list(self, resource: Resource, namespace: str, selector: str = "") -> list[Manifest]:
+        self.requests.append(Request("list", resource.plural, "", selector))
+        wanted = dict(pair.split("=", 1) for pair in selector.split(",") if pair)
+        found = []
+        for plural, ns, name in sorted(self.others):
+            obj = self.live(resource, ns, name)
+            if plural != resource.plural or ns != namespace or obj is None:
+                continue
+            labels = obj.get("metadata", {}).get("labels", {})
+            if all(labels.get(k) == v for k, v in wanted.items()):
+                found.append(obj)
+        return found
+
+    def apply(self, resource: Resource, body: Manifest) -> Manifest:
+        metadata = body["metadata"]
+        key = (resource.plural, metadata["namespace"], metadata["name"])
+        self.requests.append(Request("apply", resource.plural, metadata["name"], body))
+        if key not in self.others:
+            self.seed(resource, {"metadata": {"name": key[2], "namespace": key[1]}})
+        self.ours[key] = copy.deepcopy(body)
+        live = self.live(resource, key[1], key[2])
+        assert live is not None
+        return live
+
+    def delete(self, resource: Resource, namespace: str, name: str, uid: str) -> None:
+        self.requests.append(Request("delete", resource.plural, name, uid))
+        key = (resource.plural, namespace, name)
+        assert self.others[key]["metadata"]["uid"] == uid
+        del self.others[key]
+        self.ours.pop(key, None)
+
+    def patch(
+        self,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        patch: Any,
+        *,
+        patch_type: PatchType = "merge",
+        subresource: str = "",
+    ) -> Manifest:
+        self.requests.append(Request("patch", resource.plural, name, patch, subresource))
+        key = (resource.plural, namespace, name)
+        obj = self.others[key]
+        if patch_type == "json":
+            for op in patch:
+                parts = op["path"].strip("/").split("/")
+                parent = obj
+                for part in parts[:-1]:
+                    parent = parent[part]
+                if op["op"] == "test":
+                    assert parent[int(parts[-1])] == op["value"]
+                elif op["op"] == "remove":
+                    del parent[int(parts[-1])]
+        else:
+            patch = copy.deepcopy(patch)
+            version = patch.get("metadata", {}).pop("resourceVersion", None)
+            assert version in (None, obj["metadata"]["resourceVersion"])
+            self.others[key] = merge_patch(obj, patch)
+        self.others[key]["metadata"]["resourceVersion"] = str(
+            int(self.others[key]["metadata"]["resourceVersion"]) + 1
+        )
+        live = self.live(resource, namespace, name)
+        assert live is not None
+        return live
+
+    def create(self, resource: Resource, namespace: str, body: Manifest) -> Manifest:
+        self.requests.append(Request("create", resource.plural, body.get("reason", ""), body))
+        self.events.append(copy.deepcopy(body))
+        return body

@@ -1,0 +1,117 @@
+"""kopf registrations: only handlers that write nothing themselves, each forwarding one key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+import pytest
+
+from compose_operator.settings import Settings
+from compose_operator.shell import handlers
+from compose_operator.shell.reconcile import real_core
+
+
+class RecordingController:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[str, str]]] = []
+
+    def app_changed(self, key: tuple[str, str]) -> None:
+        self.calls.append(("changed", key))
+
+    def app_deleted(self, key: tuple[str, str]) -> None:
+        self.calls.append(("deleted", key))
+
+    def trigger(self, key: tuple[str, str]) -> None:
+        self.calls.append(("trigger", key))
+
+
+@pytest.fixture
+def controller() -> RecordingController:
+    return RecordingController()
+
+
+@pytest.fixture
+def registry(controller: RecordingController) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+    handlers.register(registry, controller, validation=(real_core(), Settings()))  # type: ignore[arg-type]
+    return registry
+
+
+def watching(registry: kopf.OperatorRegistry) -> dict[str, Any]:
+    return {h.id: h for h in registry._watching.get_all_handlers()}
+
+
+def test_no_handler_makes_kopf_write_to_objects(registry: kopf.OperatorRegistry) -> None:
+    assert list(registry._changing.get_all_handlers()) == [], "no diff-base or progress writes"
+    assert list(registry._spawning.get_all_handlers()) == [], "no timers/daemons: no kopf finalizer"
+    assert [h.id for h in registry._webhooks.get_all_handlers()] == ["validate-compose"]
+
+
+def test_events_forward_the_app_key(
+    registry: kopf.OperatorRegistry, controller: RecordingController
+) -> None:
+    found = watching(registry)
+    found["compose-app-event"].fn(type=None, namespace="ns", name="chat")
+    found["compose-app-event"].fn(type="DELETED", namespace="ns", name="chat")
+    meta_labels = {"labels": {"compose-operator.io/app": "chat"}}
+    found["deployments-labels-compose-operator.io/app"].fn(namespace="ns", meta=meta_labels)
+    meta_annotations = {"annotations": {"compose-operator.io/bound-by": "chat"}}
+    found["deployments-annotations-compose-operator.io/bound-by"].fn(
+        namespace="ns", meta=meta_annotations
+    )
+    index = {("ns", "chat-compose"): ["chat", "other"]}
+    found["config-map-event"].fn(namespace="ns", name="chat-compose", compose_sources=index)
+    found["config-map-event"].fn(namespace="ns", name="unrelated", compose_sources=index)
+    assert controller.calls == [
+        ("changed", ("ns", "chat")),
+        ("deleted", ("ns", "chat")),
+        ("trigger", ("ns", "chat")),
+        ("trigger", ("ns", "chat")),
+        ("trigger", ("ns", "chat")),
+        ("trigger", ("ns", "other")),
+    ]
+
+
+def test_owned_object_handlers_filter_on_our_marks(registry: kopf.OperatorRegistry) -> None:
+    filters = {
+        h.id: (h.labels, h.annotations)
+        for h in registry._watching.get_all_handlers()
+        if h.id.startswith(("deployments", "services", "persistentvolumeclaims"))
+    }
+    assert set(filters) == {
+        "deployments-labels-compose-operator.io/app",
+        "services-labels-compose-operator.io/app",
+        "persistentvolumeclaims-labels-compose-operator.io/app",
+        "deployments-annotations-compose-operator.io/app",
+        "deployments-annotations-compose-operator.io/bound-by",
+    }
+    assert filters["services-labels-compose-operator.io/app"] == (
+        {"compose-operator.io/app": kopf.PRESENT},
+        None,
+    )
+
+
+def test_the_index_maps_config_maps_to_apps(registry: kopf.OperatorRegistry) -> None:
+    (index,) = registry._indexing.get_all_handlers()
+    assert index.id == "compose_sources", "kopf passes the index by this keyword"
+    ref = {"composeFrom": {"configMapKeyRef": {"name": "chat-compose", "key": "compose.yaml"}}}
+    assert index.fn(namespace="ns", name="chat", spec=ref) == {("ns", "chat-compose"): "chat"}
+    assert index.fn(namespace="ns", name="chat", spec={"compose": "x"}) is None
+
+
+def test_the_admission_handler_refuses_with_messages(registry: kopf.OperatorRegistry) -> None:
+    (validate,) = registry._webhooks.get_all_handlers()
+    bad = {"compose": "models:\n  llm:\n    context_size: many\n"}
+    with pytest.raises(kopf.AdmissionError) as refused:
+        validate.fn(spec=bad, namespace="ns", name="chat", meta={})
+    assert str(refused.value).startswith("spec.compose: models.llm")
+    assert (
+        validate.fn(
+            spec={"compose": "models:\n  llm:\n    model: ai/x\n"},
+            namespace="ns",
+            name="",
+            meta={"generateName": "chat-"},
+        )
+        is None
+    )

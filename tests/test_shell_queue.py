@@ -1,0 +1,67 @@
+"""The per-app queue: no overlap per app, coalesced bursts, retries with backoff."""
+
+from __future__ import annotations
+
+import asyncio
+
+from compose_operator.shell.queue import Key, ReconcileQueue
+
+A: Key = ("ns", "a")
+B: Key = ("ns", "b")
+
+
+class Flaky(Exception):
+    pass
+
+
+def test_bursts_coalesce_and_one_app_never_overlaps() -> None:
+    calls: list[tuple[Key, bool]] = []
+    running: set[Key] = set()
+    overlaps: list[Key] = []
+
+    async def work(key: Key, resync: bool) -> None:
+        if key in running:
+            overlaps.append(key)
+        running.add(key)
+        calls.append((key, resync))
+        await asyncio.sleep(0.01)
+        running.discard(key)
+
+    async def scenario() -> None:
+        queue = ReconcileQueue(work)
+        queue.enqueue(A)
+        await asyncio.sleep(0)  # A starts
+        for _ in range(5):
+            queue.enqueue(A)  # one waiting run absorbs all five
+        queue.enqueue(A, resync=True)
+        queue.enqueue(B)
+        await queue.drain()
+
+    asyncio.run(scenario())
+    assert overlaps == []
+    assert sorted(calls) == [(A, False), (A, True), (B, False)]
+
+
+def test_failures_retry_with_growing_delay_until_success() -> None:
+    attempts: list[float] = []
+
+    async def work(key: Key, resync: bool) -> None:
+        attempts.append(asyncio.get_running_loop().time())
+        if len(attempts) < 3:
+            raise Flaky("not yet")
+
+    async def scenario() -> ReconcileQueue:
+        queue = ReconcileQueue(work, retryable=(Flaky,), base_delay=0.02, max_delay=1)
+        queue.enqueue(A)
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if len(attempts) == 3:
+                break
+        await queue.drain()
+        return queue
+
+    queue = asyncio.run(scenario())
+    assert len(attempts) == 3
+    first, second = attempts[1] - attempts[0], attempts[2] - attempts[1]
+    assert 0.02 <= first < second
+    assert queue._failures == {} and queue._retries == {}

@@ -1,0 +1,572 @@
+"""The reconciler against a recording fake API: what it applies, prunes, writes and emits."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import kopf
+import pytest
+
+from compose_operator.settings import Settings
+from compose_operator.shell import kube
+from compose_operator.shell.reconcile import (
+    BOUND_BY_ANNOTATION,
+    FINALIZER,
+    HASH_ANNOTATION,
+    Reconciler,
+    real_core,
+)
+from shell_fakes import FakeApi, Request
+
+NS = "team"
+APP = "chat"
+NOW = "2026-11-29T10:00:00Z"
+
+COMPOSE = """\
+services:
+  web:
+    image: nginx
+    ports: ["8080:80"]
+    models: [llm]
+models:
+  llm:
+    model: ai/smollm2
+  embed:
+    model: ai/mxbai-embed-large
+"""
+
+COMPOSE_ONE_MODEL = """\
+services:
+  web:
+    image: nginx
+    ports: ["8080:80"]
+    models: [llm]
+models:
+  llm:
+    model: ai/smollm2
+"""
+
+COMPOSE_BOUND = """\
+services:
+  worker:
+    build: .
+    models:
+      llm:
+        endpoint_var: AI_URL
+models:
+  llm:
+    model: ai/smollm2
+"""
+
+COMPOSE_UNBOUND = """\
+services:
+  worker:
+    build: .
+models:
+  llm:
+    model: ai/smollm2
+"""
+
+
+def compose_app(compose: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "compose-operator.io/v1alpha1",
+        "kind": "ComposeApp",
+        "metadata": {"name": APP, "namespace": NS, "uid": "app-uid", "generation": 1},
+        "spec": {"compose": compose, **spec} if compose else spec,
+    }
+
+
+def user_deployment(name: str, annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": name,
+            "namespace": NS,
+            "annotations": {"owner": "helm", **(annotations or {})},
+            "labels": {"app": name},
+        },
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "main",
+                            "image": "worker:1",
+                            "env": [{"name": "KEEP", "value": "1"}],
+                        },
+                        {"name": "sidecar", "image": "proxy:1"},
+                    ]
+                },
+            },
+        },
+    }
+
+
+def available(replicas: int = 1) -> dict[str, int]:
+    return {
+        "observedGeneration": 1,
+        "replicas": replicas,
+        "updatedReplicas": replicas,
+        "readyReplicas": replicas,
+        "availableReplicas": replicas,
+    }
+
+
+@pytest.fixture
+def api() -> FakeApi:
+    return FakeApi()
+
+
+@pytest.fixture
+def reconciler(api: FakeApi) -> Reconciler:
+    return Reconciler(api, Settings(), core=real_core(), now=lambda: NOW)
+
+
+def verbs(requests: list[Request]) -> list[tuple[str, str, str]]:
+    return [(r.verb, r.resource, r.name) for r in requests]
+
+
+def app_status(api: FakeApi) -> dict[str, Any]:
+    live = api.live(kube.COMPOSE_APPS, NS, APP)
+    assert live is not None
+    status: dict[str, Any] = live.get("status", {})
+    return status
+
+
+def conditions(api: FakeApi) -> dict[str, tuple[str, str]]:
+    return {c["type"]: (c["status"], c.get("reason", "")) for c in app_status(api)["conditions"]}
+
+
+def set_spec(api: FakeApi, compose: str) -> None:
+    app = api.others["composeapps", NS, APP]
+    app["spec"]["compose"] = compose
+    app["metadata"]["generation"] += 1
+
+
+def test_first_reconcile_applies_each_object_once_and_writes_status_once(
+    api: FakeApi, reconciler: Reconciler
+) -> None:
+    api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE))
+
+    report = reconciler.reconcile(NS, APP)
+
+    assert verbs(api.writes()) == [
+        ("apply", "services", "chat-embed"),
+        ("apply", "services", "chat-llm"),
+        ("apply", "services", "web"),
+        ("apply", "deployments", "chat-embed"),
+        ("apply", "deployments", "chat-llm"),
+        ("apply", "deployments", "web"),
+        ("patch", "composeapps", APP),
+    ]
+    assert report.result == "applied"
+    assert api.writes()[-1].subresource == "status"
+    owner = api.live(kube.DEPLOYMENTS, NS, "chat-llm")["metadata"]["ownerReferences"]  # type: ignore[index]
+    assert owner == [
+        {
+            "apiVersion": "compose-operator.io/v1alpha1",
+            "kind": "ComposeApp",
+            "name": APP,
+            "uid": "app-uid",
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+    assert conditions(api) == {
+        "Ready": ("False", "NotReady"),
+        "Reconciling": ("True", "Progressing"),
+        "Stalled": ("False", ""),
+    }
+    assert api.events == []
+
+
+def test_second_identical_reconcile_sends_no_writes(api: FakeApi, reconciler: Reconciler) -> None:
+    api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE))
+    reconciler.reconcile(NS, APP)
+    api.clear()
+
+    report = reconciler.reconcile(NS, APP)
+
+    assert api.writes() == []
+    assert report.result == "unchanged"
+
+
+def test_becoming_available_writes_status_and_a_ready_event_only(
+    api: FakeApi, reconciler: Reconciler
+) -> None:
+    api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE))
+    reconciler.reconcile(NS, APP)
+    for name in ("chat-embed", "chat-llm", "web"):
+        api.set_status(kube.DEPLOYMENTS, NS, name, available())
+    api.clear()
+
+    report = reconciler.reconcile(NS, APP)
+
+    assert verbs(api.writes()) == [("patch", "composeapps", APP), ("create", "events", "Ready")]
+    assert report.ready
+    status = app_status(api)
+    assert status["ready"] == {"models": "2/2", "services": "1/1"}
+    assert status["models"][1] == {
+        "name": "llm",
+        "model": "ai/smollm2",
+        "engine": "llama.cpp",
+        "endpoint": "http://chat-llm.team.svc.cluster.local/v1/",
+        "source": "own",
+        "replicas": 1,
+        "readyReplicas": 1,
+    }
+    assert api.events[0]["type"] == "Normal"
+    assert api.events[0]["involvedObject"]["uid"] == "app-uid"
+    api.clear()
+    reconciler.reconcile(NS, APP)
+    assert api.writes() == []
+
+
+def test_drift_is_repaired_by_the_resync_but_not_on_events(
+    api: FakeApi, reconciler: Reconciler
+) -> None:
+    api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE))
+    reconciler.reconcile(NS, APP)
+    api.ours["deployments", NS, "web"]["spec"]["template"]["spec"]["containers"][0]["image"] = "x"
+    api.clear()
+
+    reconciler.reconcile(NS, APP)
+    assert api.writes() == []
+
+    reconciler.reconcile(NS, APP, check_drift=True)
+    assert verbs(api.writes()) == [("apply", "deployments", "web")]
+    web = api.live(kube.DEPLOYMENTS, NS, "web")
+    assert web is not None
+    assert web["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx"
+
+
+def test_a_changed_object_is_applied_again(api: FakeApi, reconciler: Reconciler) -> None:
+    api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE))
+    reconciler.reconcile(NS, APP)
+    api.clear()
+
+    set_spec(api, COMPOSE.replace("image: nginx", "image: nginx:1.27"))
+    reconciler.reconcile(NS, APP)
+
+    assert verbs(api.writes()) == [
+        ("apply", "deployments", "web"),
+        ("patch", "composeapps", APP),
+    ]
+    assert api.writes()[1].body == {
+        "status": {
+            "observedGeneration": 2,
+            "conditions": [
+                {**c, "observedGeneration": 2} for c in api.writes()[1].body["status"]["conditions"]
+            ],
+        }
+    }
+
+
+def test_invalid_compose_writes_nothing_but_status_and_one_warning(
+    api: FakeApi, reconciler: Reconciler
+) -> None:
+    api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE))
+    reconciler.reconcile(NS, APP)
+    api.clear()
+    set_spec(api, "models:\n  llm:\n    context_size: many\n")
+
+    report = reconciler.reconcile(NS, APP)
+
+    assert report.result == "invalid"
+    assert [w.verb for w in api.writes()] == ["patch", "create"]
+    assert conditions(api) == {
+        "Ready": ("False", "InvalidCompose"),
+        "Reconciling": ("False", ""),
+        "Stalled": ("True", "InvalidCompose"),
+    }
+    ready = app_status(api)["conditions"][0]
+    assert ready["message"].startswith("spec.compose: models.llm")
+    assert api.events[-1]["type"] == "Warning"
+    assert api.events[-1]["reason"] == "InvalidCompose"
+    assert api.events[-1]["message"] == ready["message"]
+    assert app_status(api)["models"][0]["name"] == "embed", "last good lists are kept"
+    api.clear()
+    reconciler.reconcile(NS, APP)
+    assert api.writes() == []
+
+
+def test_a_removed_model_is_pruned_and_foreign_objects_are_kept(
+    api: FakeApi, reconciler: Reconciler
+) -> None:
+    api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE))
+    reconciler.reconcile(NS, APP)
+    foreign = {
+        "metadata": {
+            "name": "chat-old",
+            "namespace": NS,
+            "labels": {"compose-operator.io/app": APP},
+            "ownerReferences": [{"uid": "someone-else"}],
+        }
+    }
+    api.seed(kube.DEPLOYMENTS, foreign)
+    api.clear()
+    set_spec(api, COMPOSE_ONE_MODEL)
+
+    report = reconciler.reconcile(NS, APP)
+
+    assert verbs(api.writes()) == [
+        ("delete", "deployments", "chat-embed"),
+        ("delete", "services", "chat-embed"),
+        ("patch", "composeapps", APP),
+    ]
+    assert report.pruned == ["Deployment/chat-embed", "Service/chat-embed"]
+    assert api.live(kube.DEPLOYMENTS, NS, "chat-old") is not None
+
+
+def test_a_name_taken_by_another_owner_applies_nothing(
+    api: FakeApi, reconciler: Reconciler
+) -> None:
+    api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE))
+    api.seed(kube.DEPLOYMENTS, user_deployment("web"))
+
+    reconciler.reconcile(NS, APP)
+
+    assert [w.verb for w in api.writes()] == ["patch", "create"]
+    assert conditions(api)["Stalled"] == ("True", "NameConflict")
+    assert "Deployment/web" in app_status(api)["conditions"][0]["message"]
+
+
+def test_an_opted_in_deployment_gets_only_env_under_a_finalizer(
+    api: FakeApi, reconciler: Reconciler
+) -> None:
+    api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE_BOUND))
+    original = api.seed(
+        kube.DEPLOYMENTS, user_deployment("worker", {"compose-operator.io/app": APP})
+    )
+
+    reconciler.reconcile(NS, APP)
+
+    writes = verbs(api.writes())
+    assert writes[0] == ("patch", "composeapps", APP), "the finalizer comes before the patch"
+    assert api.writes()[0].body["metadata"]["finalizers"] == [FINALIZER]
+    assert ("apply", "deployments", "worker") in writes
+    body = next(w.body for w in api.writes() if w.name == "worker")
+    env = [
+        {"name": "AI_URL", "value": "http://chat-llm.team.svc.cluster.local/v1/"},
+        {"name": "LLM_MODEL", "value": "ai/smollm2"},
+    ]
+    assert body["spec"] == {
+        "template": {
+            "spec": {"containers": [{"name": "main", "env": env}, {"name": "sidecar", "env": env}]}
+        }
+    }
+    assert set(body["metadata"]["annotations"]) == {BOUND_BY_ANNOTATION, HASH_ANNOTATION}
+    live = api.live(kube.DEPLOYMENTS, NS, "worker")
+    assert live is not None
+    assert live["spec"]["template"]["spec"]["containers"][0]["env"] == [
+        {"name": "KEEP", "value": "1"},
+        *env,
+    ]
+    assert live["spec"]["template"]["spec"]["containers"][0]["image"] == "worker:1"
+    assert app_status(api)["services"] == [
+        {
+            "name": "worker",
+            "mode": "patched",
+            "models": ["llm"],
+            "message": "Deployment worker: rollout not observed yet",
+        },
+    ]
+    assert [e["reason"] for e in api.events] == ["Bound"]
+    assert original["metadata"]["annotations"]["owner"] == "helm"
+    api.clear()
+    reconciler.reconcile(NS, APP)
+    assert api.writes() == []
+
+
+def test_a_deployment_that_did_not_opt_in_is_refused_untouched(
+    api: FakeApi, reconciler: Reconciler
+) -> None:
+    api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE_BOUND))
+    api.seed(kube.DEPLOYMENTS, user_deployment("worker"))
+    before = copy.deepcopy(api.live(kube.DEPLOYMENTS, NS, "worker"))
+
+    reconciler.reconcile(NS, APP)
+
+    assert ("apply", "deployments", "worker") not in verbs(api.writes())
+    assert api.live(kube.DEPLOYMENTS, NS, "worker") == before
+    assert FINALIZER not in api.live(kube.COMPOSE_APPS, NS, APP)["metadata"].get("finalizers", [])  # type: ignore[index]
+    service = app_status(api)["services"][0]
+    assert service["mode"] == "refused"
+    assert "annotate it with compose-operator.io/app: chat" in service["message"]
+    assert conditions(api)["Stalled"] == ("True", "BindingRefused")
+    assert [e["reason"] for e in api.events] == ["BindingRefused"]
+
+
+def test_a_removed_binding_restores_the_deployment_and_drops_the_finalizer(
+    api: FakeApi, reconciler: Reconciler
+) -> None:
+    api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE_BOUND))
+    api.seed(kube.DEPLOYMENTS, user_deployment("worker", {"compose-operator.io/app": APP}))
+    before = api.live(kube.DEPLOYMENTS, NS, "worker")
+    reconciler.reconcile(NS, APP)
+    api.clear()
+    set_spec(api, COMPOSE_UNBOUND)
+
+    report = reconciler.reconcile(NS, APP)
+
+    release = next(w for w in api.writes() if w.name == "worker")
+    assert release.body == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "worker", "namespace": NS},
+    }
+    assert report.released == ["Deployment/worker"]
+    assert api.live(kube.DEPLOYMENTS, NS, "worker") == before
+    finalizer_patch = next(w for w in api.writes() if w.body and isinstance(w.body, list))
+    assert finalizer_patch.body[1] == {"op": "remove", "path": "/metadata/finalizers/0"}
+    assert api.live(kube.COMPOSE_APPS, NS, APP)["metadata"]["finalizers"] == []  # type: ignore[index]
+
+
+def test_deleting_the_app_restores_bound_deployments_then_releases_it(
+    api: FakeApi, reconciler: Reconciler
+) -> None:
+    api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE_BOUND))
+    api.seed(kube.DEPLOYMENTS, user_deployment("worker", {"compose-operator.io/app": APP}))
+    before = api.live(kube.DEPLOYMENTS, NS, "worker")
+    reconciler.reconcile(NS, APP)
+    api.others["composeapps", NS, APP]["metadata"]["deletionTimestamp"] = NOW
+    api.clear()
+
+    report = reconciler.reconcile(NS, APP)
+
+    assert report.result == "deleted"
+    assert verbs(api.writes()) == [
+        ("apply", "deployments", "worker"),
+        ("patch", "composeapps", APP),
+    ]
+    assert api.live(kube.DEPLOYMENTS, NS, "worker") == before
+    assert api.live(kube.COMPOSE_APPS, NS, APP)["metadata"]["finalizers"] == []  # type: ignore[index]
+
+
+def test_deleting_an_app_without_bindings_writes_nothing(
+    api: FakeApi, reconciler: Reconciler
+) -> None:
+    api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE))
+    reconciler.reconcile(NS, APP)
+    api.others["composeapps", NS, APP]["metadata"]["deletionTimestamp"] = NOW
+    api.clear()
+
+    assert reconciler.reconcile(NS, APP).result == "deleted"
+    assert api.writes() == []
+
+
+def test_a_missing_config_map_is_reported_and_retried(api: FakeApi, reconciler: Reconciler) -> None:
+    ref = {"configMapKeyRef": {"name": "chat-compose", "key": "compose.yaml"}}
+    api.seed(kube.COMPOSE_APPS, compose_app("", composeFrom=ref))
+
+    with pytest.raises(kopf.TemporaryError):
+        reconciler.reconcile(NS, APP)
+
+    assert conditions(api)["Ready"] == ("False", "ComposeSourceMissing")
+    assert conditions(api)["Reconciling"] == ("True", "ComposeSourceMissing")
+    assert [e["reason"] for e in api.events] == ["ComposeSourceMissing"]
+    api.seed(
+        kube.CONFIG_MAPS,
+        {"metadata": {"name": "chat-compose", "namespace": NS}, "data": {"compose.yaml": COMPOSE}},
+    )
+    api.clear()
+    reconciler.reconcile(NS, APP)
+    assert len([w for w in api.writes() if w.verb == "apply"]) == 6
+    assert conditions(api)["Ready"] == ("False", "NotReady")
+
+
+def test_environment_reaches_interpolation(api: FakeApi, reconciler: Reconciler) -> None:
+    api.seed(
+        kube.COMPOSE_APPS,
+        compose_app(
+            COMPOSE.replace("image: nginx", "image: nginx:${TAG}"), environment={"TAG": "1.2"}
+        ),
+    )
+    reconciler.reconcile(NS, APP)
+    web = api.live(kube.DEPLOYMENTS, NS, "web")
+    assert web is not None
+    assert web["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.2"
+
+
+def test_a_suspended_app_is_left_alone(api: FakeApi, reconciler: Reconciler) -> None:
+    api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE, suspend=True))
+    assert reconciler.reconcile(NS, APP).result == "suspended"
+    assert api.writes() == []
+
+
+def test_unschedulable_and_crashing_models_say_why(api: FakeApi, reconciler: Reconciler) -> None:
+    api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE))
+    reconciler.reconcile(NS, APP)
+    api.set_status(kube.DEPLOYMENTS, NS, "web", available())
+    labels = {"compose-operator.io/app": APP}
+    api.seed(
+        kube.PODS,
+        {
+            "metadata": {
+                "name": "chat-llm-1",
+                "namespace": NS,
+                "labels": {**labels, "compose-operator.io/model": "llm"},
+            },
+            "status": {
+                "phase": "Pending",
+                "conditions": [
+                    {
+                        "type": "PodScheduled",
+                        "status": "False",
+                        "reason": "Unschedulable",
+                        "message": "0/5 nodes are available: 5 node(s) didn't match Pod's node "
+                        "affinity/selector.",
+                    }
+                ],
+            },
+        },
+    )
+    api.seed(
+        kube.PODS,
+        {
+            "metadata": {
+                "name": "chat-embed-1",
+                "namespace": NS,
+                "labels": {**labels, "compose-operator.io/model": "embed"},
+            },
+            "status": {
+                "phase": "Running",
+                "containerStatuses": [
+                    {
+                        "name": "engine",
+                        "state": {
+                            "waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m0s"}
+                        },
+                        "lastState": {
+                            "terminated": {
+                                "exitCode": 1,
+                                "message": "llama_init: context size 131072 does not fit in memory",
+                            }
+                        },
+                    }
+                ],
+            },
+        },
+    )
+    api.clear()
+
+    reconciler.reconcile(NS, APP)
+
+    models = {m["name"]: m["message"] for m in app_status(api)["models"]}
+    assert models == {
+        "embed": "pod chat-embed-1: container engine: CrashLoopBackOff: back-off 5m0s; "
+        "last exit code 1: llama_init: context size 131072 does not fit in memory",
+        "llm": "pod chat-llm-1 cannot be scheduled: 0/5 nodes are available: 5 node(s) didn't "
+        "match Pod's node affinity/selector.",
+    }
+    pod_lists = [r.body for r in api.requests if r.verb == "list" and r.resource == "pods"]
+    assert pod_lists == [
+        "compose-operator.io/app=chat,compose-operator.io/model=embed",
+        "compose-operator.io/app=chat,compose-operator.io/model=llm",
+    ]

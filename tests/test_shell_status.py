@@ -1,0 +1,496 @@
+"""Pure status building: kstatus conditions, why-not-ready messages, transition events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from compose_operator.errors import Warning
+from compose_operator.plan import Plan, PlannedModel, PlannedService
+from compose_operator.shell.status import (
+    EventSpec,
+    Outcome,
+    build_status,
+    deployment_availability,
+    pod_problem,
+    status_patch,
+    transition_events,
+)
+
+NOW = "2026-11-29T10:00:00Z"
+EARLIER = "2026-11-29T09:00:00Z"
+
+
+def deployment(desired: int = 1, generation: int = 1, **status: int) -> dict[str, Any]:
+    return {
+        "metadata": {"generation": generation},
+        "spec": {"replicas": desired, "selector": {"matchLabels": {"m": "llm"}}},
+        "status": status,
+    }
+
+
+def ready(replicas: int = 1) -> dict[str, Any]:
+    return deployment(
+        replicas,
+        1,
+        observedGeneration=1,
+        replicas=replicas,
+        updatedReplicas=replicas,
+        readyReplicas=replicas,
+        availableReplicas=replicas,
+    )
+
+
+def pod(name: str = "p", **status: Any) -> dict[str, Any]:
+    return {"metadata": {"name": name, "labels": {"m": "llm"}}, "status": status}
+
+
+def waiting(reason: str, message: str = "", **extra: Any) -> dict[str, Any]:
+    state: dict[str, Any] = {"reason": reason}
+    if message:
+        state["message"] = message
+    return {"name": "engine", "state": {"waiting": state}, **extra}
+
+
+UNSCHEDULABLE = {
+    "type": "PodScheduled",
+    "status": "False",
+    "reason": "Unschedulable",
+    "message": "0/5 nodes are available: 5 Insufficient nvidia.com/gpu.",
+}
+
+
+@pytest.mark.parametrize(
+    ("pod_status", "expected"),
+    [
+        ({"phase": "Pending"}, None),
+        (
+            {"conditions": [UNSCHEDULABLE]},
+            "pod p cannot be scheduled: 0/5 nodes are available: 5 Insufficient nvidia.com/gpu.",
+        ),
+        ({"conditions": [{**UNSCHEDULABLE, "reason": "SchedulingGated"}]}, None),
+        (
+            {"containerStatuses": [waiting("ImagePullBackOff", "Back-off pulling image x")]},
+            "pod p: container engine: ImagePullBackOff: Back-off pulling image x",
+        ),
+        (
+            {"containerStatuses": [waiting("ErrImagePull")]},
+            "pod p: container engine: ErrImagePull",
+        ),
+        ({"containerStatuses": [waiting("ContainerCreating")]}, None),
+        (
+            {
+                "containerStatuses": [
+                    waiting(
+                        "CrashLoopBackOff",
+                        "back-off 40s",
+                        lastState={"terminated": {"exitCode": 139, "message": "out of memory\n"}},
+                    )
+                ]
+            },
+            "pod p: container engine: CrashLoopBackOff: back-off 40s; last exit code 139: "
+            "out of memory",
+        ),
+        (
+            {
+                "initContainerStatuses": [
+                    {
+                        "name": "pull-model",
+                        "state": {"terminated": {"exitCode": 1, "message": "manifest unknown"}},
+                    }
+                ]
+            },
+            "pod p: container pull-model exited with code 1: manifest unknown",
+        ),
+        (
+            {"initContainerStatuses": [{"name": "pull", "state": {"terminated": {"exitCode": 0}}}]},
+            None,
+        ),
+        (
+            {"containerStatuses": [{"name": "engine", "state": {"running": {}}, "ready": False}]},
+            None,
+        ),
+    ],
+)
+def test_pod_problem(pod_status: dict[str, Any], expected: str | None) -> None:
+    assert pod_problem(pod(**pod_status)) == expected
+
+
+def test_a_long_termination_message_keeps_its_tail() -> None:
+    log = "x" * 5000 + "the real error"
+    terminated = {"exitCode": 1, "message": log}
+    problem = pod_problem(
+        pod(containerStatuses=[{"name": "e", "state": {"terminated": terminated}}])
+    )
+    assert problem is not None
+    assert problem.endswith("…" + log[-1024:])
+
+
+@pytest.mark.parametrize(
+    ("live", "pods", "expected"),
+    [
+        (None, [], (False, "Deployment d does not exist yet")),
+        (ready(), [], (True, "")),
+        (ready(0), [], (True, "")),
+        (
+            deployment(generation=2, observedGeneration=1),
+            [],
+            (False, "Deployment d: rollout not observed yet"),
+        ),
+        (deployment(observedGeneration=1), [], (False, "Deployment d: 0/1 replicas updated")),
+        (
+            deployment(2, observedGeneration=1, updatedReplicas=2, availableReplicas=1),
+            [],
+            (False, "Deployment d: 1/2 replicas available"),
+        ),
+        (
+            deployment(1, observedGeneration=1, updatedReplicas=1, availableReplicas=1, replicas=2),
+            [],
+            (False, "Deployment d: 1 old replicas terminating"),
+        ),
+        (
+            deployment(observedGeneration=1),
+            [pod("b", phase="Pending"), pod("a", conditions=[UNSCHEDULABLE])],
+            (
+                False,
+                "pod a cannot be scheduled: "
+                "0/5 nodes are available: 5 Insufficient nvidia.com/gpu.",
+            ),
+        ),
+        (
+            deployment(observedGeneration=1),
+            [
+                {
+                    "metadata": {"name": "other", "labels": {"m": "x"}},
+                    "status": {"conditions": [UNSCHEDULABLE]},
+                }
+            ],
+            (False, "Deployment d: 0/1 replicas updated"),
+        ),
+        (ready(), [pod(conditions=[UNSCHEDULABLE])], (True, "")),
+    ],
+)
+def test_deployment_availability(
+    live: dict[str, Any] | None, pods: list[dict[str, Any]], expected: tuple[bool, str]
+) -> None:
+    assert deployment_availability("d", live, pods) == expected
+
+
+PLAN = Plan(
+    models=(
+        PlannedModel(
+            "llm",
+            "ai/smollm2",
+            "llama.cpp",
+            "http://a-llm.ns.svc.cluster.local/v1/",
+            "a-llm",
+            "a-llm",
+            1,
+        ),
+        PlannedModel(
+            "big",
+            "ai/llama3.3",
+            "vllm",
+            "http://x.platform.svc.cluster.local/v1/",
+            "",
+            "",
+            1,
+            source="shared: platform/models/big",
+        ),
+    ),
+    services=(
+        PlannedService("web", "created", "web", ("llm",)),
+        PlannedService("worker", "patched", "worker", ("llm", "big")),
+    ),
+    warnings=(Warning("services.web.use_api_socket", "ignored on Kubernetes"),),
+)
+
+
+def conditions(status: dict[str, Any]) -> list[tuple[str, str, str]]:
+    return [(c["type"], c["status"], c.get("reason", "")) for c in status["conditions"]]
+
+
+def test_everything_available_is_ready() -> None:
+    status = build_status(
+        generation=3,
+        plan=PLAN,
+        outcome=Outcome(),
+        deployments={"a-llm": ready(), "web": ready(), "worker": ready()},
+        pods=[],
+        previous={},
+        now=NOW,
+    )
+    assert status == {
+        "observedGeneration": 3,
+        "models": [
+            {
+                "name": "llm",
+                "model": "ai/smollm2",
+                "engine": "llama.cpp",
+                "endpoint": "http://a-llm.ns.svc.cluster.local/v1/",
+                "source": "own",
+                "replicas": 1,
+                "readyReplicas": 1,
+            },
+            {
+                "name": "big",
+                "model": "ai/llama3.3",
+                "engine": "vllm",
+                "endpoint": "http://x.platform.svc.cluster.local/v1/",
+                "source": "shared: platform/models/big",
+                "replicas": 1,
+            },
+        ],
+        "services": [
+            {"name": "web", "mode": "created", "models": ["llm"]},
+            {"name": "worker", "mode": "patched", "models": ["llm", "big"]},
+        ],
+        "warnings": ["services.web.use_api_socket: ignored on Kubernetes"],
+        "ready": {"models": "2/2", "services": "2/2"},
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "Ready",
+                "message": "every model and service is available",
+                "observedGeneration": 3,
+                "lastTransitionTime": NOW,
+            },
+            {
+                "type": "Reconciling",
+                "status": "False",
+                "observedGeneration": 3,
+                "lastTransitionTime": NOW,
+            },
+            {
+                "type": "Stalled",
+                "status": "False",
+                "observedGeneration": 3,
+                "lastTransitionTime": NOW,
+            },
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("outcome", "deployments", "expected", "ready_message"),
+    [
+        (
+            Outcome(),
+            {"web": ready(), "worker": ready()},
+            [
+                ("Ready", "False", "NotReady"),
+                ("Reconciling", "True", "Progressing"),
+                ("Stalled", "False", ""),
+            ],
+            "model llm: Deployment a-llm does not exist yet",
+        ),
+        (
+            Outcome(refused={"worker": "Deployment worker has not opted in"}),
+            {"a-llm": ready(), "web": ready()},
+            [
+                ("Ready", "False", "BindingRefused"),
+                ("Reconciling", "False", ""),
+                ("Stalled", "True", "BindingRefused"),
+            ],
+            "service worker: Deployment worker has not opted in",
+        ),
+        (
+            Outcome("InvalidCompose", ("f: a: bad", "f: b: worse")),
+            {},
+            [
+                ("Ready", "False", "InvalidCompose"),
+                ("Reconciling", "False", ""),
+                ("Stalled", "True", "InvalidCompose"),
+            ],
+            "f: a: bad\nf: b: worse",
+        ),
+        (
+            Outcome("NameConflict", ("names taken: Deployment/web",)),
+            {},
+            [
+                ("Ready", "False", "NameConflict"),
+                ("Reconciling", "False", ""),
+                ("Stalled", "True", "NameConflict"),
+            ],
+            "names taken: Deployment/web",
+        ),
+        (
+            Outcome("ReconcileFailed", ("500 InternalError: etcd",)),
+            {},
+            [
+                ("Ready", "False", "ReconcileFailed"),
+                ("Reconciling", "True", "ReconcileFailed"),
+                ("Stalled", "False", ""),
+            ],
+            "500 InternalError: etcd",
+        ),
+        (
+            Outcome("ComposeSourceMissing", ("ConfigMap c not found in ns",)),
+            {},
+            [
+                ("Ready", "False", "ComposeSourceMissing"),
+                ("Reconciling", "True", "ComposeSourceMissing"),
+                ("Stalled", "False", ""),
+            ],
+            "ConfigMap c not found in ns",
+        ),
+    ],
+)
+def test_conditions(
+    outcome: Outcome,
+    deployments: dict[str, Any],
+    expected: list[tuple[str, str, str]],
+    ready_message: str,
+) -> None:
+    status = build_status(
+        generation=2,
+        plan=PLAN,
+        outcome=outcome,
+        deployments=deployments,
+        pods=[],
+        previous={},
+        now=NOW,
+    )
+    assert conditions(status) == expected
+    assert status["conditions"][0]["message"] == ready_message
+    assert {c["observedGeneration"] for c in status["conditions"]} == {2}
+
+
+def test_a_refused_service_is_reported_as_refused() -> None:
+    status = build_status(
+        generation=1,
+        plan=PLAN,
+        outcome=Outcome(refused={"worker": "no opt-in"}),
+        deployments={"a-llm": ready(), "web": ready()},
+        pods=[],
+        previous={},
+        now=NOW,
+    )
+    assert status["services"][1] == {
+        "name": "worker",
+        "mode": "refused",
+        "models": ["llm", "big"],
+        "message": "no opt-in",
+    }
+    assert status["ready"] == {"models": "2/2", "services": "1/2"}
+
+
+def test_without_a_plan_the_last_lists_are_kept() -> None:
+    previous = {
+        "models": [{"name": "llm"}],
+        "services": [],
+        "ready": {"models": "0/1", "services": "0/0"},
+    }
+    status = build_status(
+        generation=4,
+        plan=None,
+        outcome=Outcome("InvalidCompose", ("bad",)),
+        deployments={},
+        pods=[],
+        previous=previous,
+        now=NOW,
+    )
+    assert {k: status[k] for k in previous} == previous
+    assert "warnings" not in status
+
+
+def test_unchanged_conditions_keep_their_transition_time() -> None:
+    first = build_status(
+        generation=1,
+        plan=PLAN,
+        outcome=Outcome(),
+        deployments={},
+        pods=[],
+        previous={},
+        now=EARLIER,
+    )
+    second = build_status(
+        generation=1, plan=PLAN, outcome=Outcome(), deployments={}, pods=[], previous=first, now=NOW
+    )
+    assert second == first
+    assert status_patch(first, second) is None
+    third = build_status(
+        generation=1,
+        plan=PLAN,
+        outcome=Outcome(),
+        deployments={"a-llm": ready(), "web": ready(), "worker": ready()},
+        pods=[],
+        previous=second,
+        now=NOW,
+    )
+    times = {c["type"]: c["lastTransitionTime"] for c in third["conditions"]}
+    assert times == {"Ready": NOW, "Reconciling": NOW, "Stalled": EARLIER}
+
+
+def test_status_patch_nulls_keys_that_went_away() -> None:
+    previous = {"warnings": ["w"], "observedGeneration": 1, "kopf": {"x": 1}}
+    new = {"observedGeneration": 2}
+    assert status_patch(previous, new) == {"warnings": None, "observedGeneration": 2}
+
+
+def ready_condition(status: str, reason: str, message: str = "m") -> dict[str, Any]:
+    return {
+        "conditions": [{"type": "Ready", "status": status, "reason": reason, "message": message}]
+    }
+
+
+@pytest.mark.parametrize(
+    ("previous", "new", "expected"),
+    [
+        ({}, ready_condition("False", "NotReady"), []),
+        (ready_condition("False", "NotReady"), ready_condition("False", "NotReady", "other"), []),
+        (
+            ready_condition("False", "NotReady"),
+            ready_condition("True", "Ready"),
+            [EventSpec("Normal", "Ready", "m")],
+        ),
+        (ready_condition("True", "Ready"), ready_condition("True", "Ready"), []),
+        (
+            ready_condition("True", "Ready"),
+            ready_condition("False", "NotReady", "why"),
+            [EventSpec("Warning", "NotReady", "why")],
+        ),
+        (
+            {},
+            ready_condition("False", "InvalidCompose", "bad"),
+            [EventSpec("Warning", "InvalidCompose", "bad")],
+        ),
+        (
+            ready_condition("False", "InvalidCompose", "bad"),
+            ready_condition("False", "InvalidCompose", "bad"),
+            [],
+        ),
+        (
+            ready_condition("False", "InvalidCompose", "bad"),
+            ready_condition("False", "InvalidCompose", "worse"),
+            [EventSpec("Warning", "InvalidCompose", "worse")],
+        ),
+        (
+            {},
+            ready_condition("False", "ReconcileFailed", "500"),
+            [EventSpec("Warning", "ReconcileFailed", "500")],
+        ),
+        (
+            {"services": [{"name": "w", "mode": "refused"}]},
+            {"services": [{"name": "w", "mode": "patched"}]},
+            [EventSpec("Normal", "Bound", "service w: model env added to its Deployment")],
+        ),
+        (
+            {"services": [{"name": "w", "mode": "patched"}]},
+            {"services": []},
+            [EventSpec("Normal", "Unbound", "service w: model env removed from its Deployment")],
+        ),
+        (
+            {},
+            {"services": [{"name": "w", "mode": "refused"}]},
+            [EventSpec("Warning", "BindingRefused", "service w: binding refused")],
+        ),
+        ({"services": [{"name": "w", "mode": "created"}]}, {"services": []}, []),
+    ],
+)
+def test_transition_events(
+    previous: dict[str, Any], new: dict[str, Any], expected: list[EventSpec]
+) -> None:
+    assert transition_events(previous, new) == expected

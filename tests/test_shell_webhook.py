@@ -1,0 +1,105 @@
+"""Admission: refusals carry every loader message; certificates made with `cryptography`."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from pathlib import Path
+from typing import Any
+
+import kopf
+from cryptography import x509
+
+from compose_operator.settings import Settings
+from compose_operator.shell import webhook
+from compose_operator.shell.reconcile import real_core
+
+GOOD = """\
+services:
+  web:
+    image: nginx
+    models: [llm]
+models:
+  llm:
+    model: ai/smollm2
+"""
+
+
+def refusals(spec: dict[str, Any]) -> list[str]:
+    return webhook.refusals(
+        spec, namespace="team", name="chat", core=real_core(), settings=Settings()
+    )
+
+
+def test_a_valid_compose_file_is_admitted() -> None:
+    assert refusals({"compose": GOOD}) == []
+
+
+def test_an_invalid_compose_file_is_refused_with_every_message() -> None:
+    bad = "services:\n  web:\n    models: [nope]\nmodels:\n  llm:\n    context_size: many\n"
+    messages = refusals({"compose": bad})
+    assert len(messages) >= 2
+    assert all(m.startswith("spec.compose: ") for m in messages)
+    assert any("models.llm" in m for m in messages)
+
+
+def test_environment_is_used_for_interpolation() -> None:
+    text = GOOD.replace("nginx", "${IMAGE?IMAGE must be set}")
+    assert refusals({"compose": text, "environment": {"IMAGE": "nginx"}}) == []
+    assert refusals({"compose": text}) != []
+
+
+def test_compose_from_is_left_to_the_reconciler() -> None:
+    assert refusals({"composeFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}}) == []
+
+
+def test_certificate_names_the_host_and_loopback(tmp_path: Path) -> None:
+    certfile, keyfile = webhook.write_certificate("compose-operator.system.svc", tmp_path)
+    certificate = x509.load_pem_x509_certificate(certfile.read_bytes())
+    sans = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.DNSName) == ["compose-operator.system.svc"]
+    assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    assert oct(keyfile.stat().st_mode & 0o777) == "0o600"
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certfile, keyfile)
+
+
+def test_a_full_service_name_also_gets_the_short_form(tmp_path: Path) -> None:
+    certfile, _ = webhook.write_certificate("op.system.svc.cluster.local", tmp_path)
+    certificate = x509.load_pem_x509_certificate(certfile.read_bytes())
+    sans = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.DNSName) == [
+        "op.system.svc.cluster.local",
+        "op.system.svc",
+    ]
+
+
+async def first_config(server: webhook.WebhookServer) -> kopf.WebhookClientConfig:
+    async def fn(**_: Any) -> Any:
+        return None
+
+    configs = server(fn)  # type: ignore[arg-type]
+    config = await configs.__anext__()
+    await configs.aclose()
+    return config
+
+
+def test_a_service_host_yields_a_service_reference(tmp_path: Path) -> None:
+    server = webhook.build_server(
+        host="compose-operator.system.svc", port=0, directory=tmp_path, addr="127.0.0.1"
+    )
+    config = asyncio.run(first_config(server))
+    assert config["service"] == {
+        "namespace": "system",
+        "name": "compose-operator",
+        "port": 0,
+        "path": "",
+    }
+    assert "url" not in config
+    assert config["caBundle"]
+
+
+def test_an_ip_host_yields_a_url(tmp_path: Path) -> None:
+    server = webhook.build_server(host="127.0.0.1", port=0, directory=tmp_path, addr="127.0.0.1")
+    config = asyncio.run(first_config(server))
+    assert str(config.get("url", "")).startswith("https://127.0.0.1:")
