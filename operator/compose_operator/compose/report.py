@@ -29,11 +29,20 @@ def suggestion(key: str, valid: Iterable[str]) -> str:
 
 
 class Report:
-    def __init__(self, lines: dict[str, int] | None = None) -> None:
-        self.lines: dict[str, int] = lines if lines is not None else {}
+    def __init__(self) -> None:
+        self.lines: dict[str, int] = {}
         self.problems: list[Problem] = []
-        self.warnings: list[Warning] = []
+        self._warnings: list[tuple[int, Warning]] = []
         self._warned: set[tuple[str, str]] = set()
+
+    @property
+    def warnings(self) -> tuple[Warning, ...]:
+        """In file order (stable for warnings on one line)."""
+        return tuple(warning for _, warning in sorted(self._warnings, key=lambda pair: pair[0]))
+
+    def sorted_problems(self) -> tuple[Problem, ...]:
+        """In file order; problems with the whole file first."""
+        return tuple(sorted(self.problems, key=lambda problem: problem.line or 0))
 
     def problem(self, path: str, message: str, line: int | None = None) -> None:
         self.problems.append(Problem(path, message, line or self.line(path)))
@@ -41,7 +50,7 @@ class Report:
     def warn(self, path: str, message: str) -> None:
         if (path, message) not in self._warned:
             self._warned.add((path, message))
-            self.warnings.append(Warning(path, message))
+            self._warnings.append((self.line(path) or 0, Warning(path, message)))
 
     def line(self, path: str) -> int | None:
         """The line of `path`, or of its nearest located ancestor (a value made by a default)."""

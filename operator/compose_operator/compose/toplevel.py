@@ -34,16 +34,16 @@ def load_project(
     report = Report()
     document = yamlload.read(text, report)
     if report.problems:
-        raise ComposeError(file, report.problems)
+        raise ComposeError(file, report.sorted_problems())
     if not isinstance(document, dict):
         report.problem(
             "", f"a Compose file is a mapping with `services:`, got {values.show(document)}"
         )
-        raise ComposeError(file, report.problems)
+        raise ComposeError(file, report.sorted_problems())
     document = interpolate.interpolate_tree(document, "", environment, report)
     project = _project(document, report)
     if report.problems:
-        raise ComposeError(file, report.problems)
+        raise ComposeError(file, report.sorted_problems())
     return project
 
 
@@ -82,7 +82,7 @@ def _project(document: dict[str, Any], report: Report) -> ComposeProject:
         models=model_map,
         services=service_map,
         volumes=volume_map,
-        warnings=tuple(report.warnings),
+        warnings=report.warnings,
         name=name,
     )
 

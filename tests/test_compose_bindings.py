@@ -1,0 +1,203 @@
+"""A service's `models:`: both syntaxes, Compose's default names, and refused variables."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from compose_operator.compose import env_prefix, load_project
+from compose_operator.compose.bindings import PROTECTED_NAMES, protected
+from compose_operator.errors import ComposeError, Warning
+from compose_operator.project import ModelBinding
+
+MODELS = "models:\n  llm: {model: ai/smollm2}\n  embedding-model: {model: ai/mxbai-embed-large}\n"
+HEADER = MODELS + "services:\n  app:\n    image: app\n"
+
+
+def bindings(models: str) -> tuple[ModelBinding, ...]:
+    text = HEADER + textwrap.indent(textwrap.dedent(models), "    ")
+    return load_project(text).services["app"].models
+
+
+def messages(models: str) -> list[str]:
+    with pytest.raises(ComposeError) as caught:
+        load_project(HEADER + textwrap.indent(textwrap.dedent(models), "    "))
+    return caught.value.messages
+
+
+@pytest.mark.parametrize(
+    ("key", "prefix"),
+    [
+        ("llm", "LLM"),
+        ("embedding-model", "EMBEDDING_MODEL"),
+        ("my.model", "MY.MODEL"),
+        ("my_model", "MY_MODEL"),
+        ("Mixed-Case.v2", "MIXED_CASE.V2"),
+        ("a--b", "A__B"),
+    ],
+)
+def test_env_prefix_is_compose_2_39_2_rule(key: str, prefix: str) -> None:
+    assert env_prefix(key) == prefix
+
+
+@pytest.mark.parametrize(
+    ("models", "expected"),
+    [
+        ("models: [llm]", (ModelBinding("llm", "LLM_URL", "LLM_MODEL"),)),
+        (
+            "models: [llm, embedding-model]",
+            (
+                ModelBinding("llm", "LLM_URL", "LLM_MODEL"),
+                ModelBinding("embedding-model", "EMBEDDING_MODEL_URL", "EMBEDDING_MODEL_MODEL"),
+            ),
+        ),
+        (
+            "models:\n  llm: {endpoint_var: AI_MODEL_URL, model_var: AI_MODEL_NAME}",
+            (ModelBinding("llm", "AI_MODEL_URL", "AI_MODEL_NAME"),),
+        ),
+        ("models:\n  llm: {endpoint_var: AI_URL}", (ModelBinding("llm", "AI_URL", "LLM_MODEL"),)),
+        ("models:\n  llm: {model_var: NAME}", (ModelBinding("llm", "LLM_URL", "NAME"),)),
+        ("models:\n  llm:", (ModelBinding("llm", "LLM_URL", "LLM_MODEL"),)),
+        ("models:\n  llm: {}", (ModelBinding("llm", "LLM_URL", "LLM_MODEL"),)),
+        ("models:\n  llm: {x-note: hi}", (ModelBinding("llm", "LLM_URL", "LLM_MODEL"),)),
+        (
+            "models:\n  llm: {endpoint_var: my-url.v1}",
+            (ModelBinding("llm", "my-url.v1", "LLM_MODEL"),),
+        ),
+        ("models: []", ()),
+    ],
+    ids=lambda value: value.replace("\n", " ") if isinstance(value, str) else None,
+)
+def test_bindings(models: str, expected: tuple[ModelBinding, ...]) -> None:
+    assert bindings(models) == expected
+
+
+M = "compose.yaml: services.app.models"
+
+
+@pytest.mark.parametrize(
+    ("models", "expected"),
+    [
+        ("models: [llm, llm]", [f"{M}[1]: model llm is listed twice (line 7)"]),
+        ("models: [chat]", [f'{M}[0]: service "app" refers to undefined model chat (line 7)']),
+        ("models:\n  chat:", [f'{M}.chat: service "app" refers to undefined model chat (line 8)']),
+        ("models: llm", [f"{M}: must be a list of model keys or a mapping, got 'llm' (line 7)"]),
+        ("models: [1]", [f"{M}[0]: must be a non-empty string, got 1 (line 7)"]),
+        ("models:\n  llm: AI_URL", [f"{M}.llm: must be a mapping, got 'AI_URL' (line 8)"]),
+        (
+            "models:\n  llm: {url_var: X}",
+            [f"{M}.llm.url_var: unknown key 'url_var'; did you mean 'model_var'? (line 8)"],
+        ),
+        (
+            "models:\n  llm: {endpoint: X}",
+            [f"{M}.llm.endpoint: unknown key 'endpoint'; did you mean 'endpoint_var'? (line 8)"],
+        ),
+        (
+            "models:\n  llm: {endpoint_var: 5}",
+            [f"{M}.llm.endpoint_var: must be a string, got 5 (line 8)"],
+        ),
+        (
+            "models:\n  llm: {endpoint_var: 1URL}",
+            [f"{M}.llm.endpoint_var: '1URL' is not a valid environment variable name (line 8)"],
+        ),
+        (
+            "models:\n  llm: {model_var: 'A B'}",
+            [f"{M}.llm.model_var: 'A B' is not a valid environment variable name (line 8)"],
+        ),
+        (
+            "models:\n  llm: {endpoint_var: X, model_var: X}",
+            [f"{M}.llm: endpoint_var and model_var are both X (line 8)"],
+        ),
+        (
+            "models:\n  llm: {endpoint_var: URL}\n  embedding-model: {endpoint_var: URL}",
+            [
+                f"{M}.embedding-model.endpoint_var: URL is already set by the binding of model "
+                f"llm (line 9)"
+            ],
+        ),
+        (
+            "models:\n  llm: {model_var: EMBEDDING_MODEL_URL}\n  embedding-model:",
+            [
+                f"{M}.embedding-model: EMBEDDING_MODEL_URL is already set by the binding of "
+                f"model llm (line 9)"
+            ],
+        ),
+    ],
+    ids=lambda value: value.replace("\n", " ") if isinstance(value, str) else None,
+)
+def test_binding_problems(models: str, expected: list[str]) -> None:
+    assert messages(models) == expected
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        *sorted(PROTECTED_NAMES),
+        "LD_PRELOAD",
+        "LD_LIBRARY_PATH",
+        "LD_AUDIT",
+        "HTTP_PROXY",
+        "https_proxy",
+        "NO_PROXY",
+        "ALL_PROXY",
+        "all_proxy",
+    ],
+)
+def test_variables_that_take_over_a_process_are_refused(name: str) -> None:
+    assert messages(f"models:\n  llm: {{endpoint_var: {name}}}") == [
+        f"{M}.llm.endpoint_var: {name} controls how processes start and may not be set by a "
+        f"model binding (line 8)"
+    ]
+
+
+@pytest.mark.parametrize(
+    "name", ["PATHS", "MY_PATH", "HOMEPAGE", "LDAP_URL", "PROXY_URL", "path", "Ld_x"]
+)
+def test_lookalike_names_are_allowed(name: str) -> None:
+    assert not protected(name)
+
+
+def test_a_derived_name_that_is_refused_says_how_to_rename_it() -> None:
+    text = (
+        "models:\n  ld: {model: ai/x}\n  1st: {model: ai/y}\n"
+        "services:\n  app:\n    image: a\n    models: [ld, 1st]\n"
+    )
+    with pytest.raises(ComposeError) as caught:
+        load_project(text)
+    derived = "(derived from the model key; choose a name with"
+    refused = "controls how processes start and may not be set by a model binding"
+    assert caught.value.messages == [
+        f"compose.yaml: services.app.models[0]: LD_URL {refused} {derived} endpoint_var) (line 7)",
+        f"compose.yaml: services.app.models[0]: LD_MODEL {refused} {derived} model_var) (line 7)",
+        "compose.yaml: services.app.models[1]: '1ST_URL' is not a valid environment variable name "
+        f"{derived} endpoint_var) (line 7)",
+        "compose.yaml: services.app.models[1]: '1ST_MODEL' is not a valid environment variable "
+        f"name {derived} model_var) (line 7)",
+    ]
+
+
+def test_a_binding_replaces_a_same_named_environment_entry_with_a_warning() -> None:
+    text = HEADER + "    environment: {LLM_URL: http://elsewhere}\n    models: [llm]\n"
+    project = load_project(text)
+    assert (project.services["app"].environment, project.warnings) == (
+        {"LLM_URL": "http://elsewhere"},
+        (
+            Warning(
+                "services.app.environment.LLM_URL",
+                "replaced by the binding of model llm, as Compose does",
+            ),
+        ),
+    )
+
+
+def test_a_model_with_problems_does_not_also_read_as_undefined() -> None:
+    text = (
+        "models:\n  llm: {model: ai/x, context_size: 0}\n"
+        "services:\n  app: {image: a, models: [llm]}\n"
+    )
+    with pytest.raises(ComposeError) as caught:
+        load_project(text)
+    assert caught.value.messages == [
+        "compose.yaml: models.llm.context_size: must be a positive integer, got 0 (line 2)"
+    ]
