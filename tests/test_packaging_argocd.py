@@ -13,6 +13,10 @@ import pytest
 import yaml
 from lupa import lua51
 
+from compose_operator import compose, render
+from compose_operator.settings import Settings
+from compose_operator.shell.status import Outcome, build_status
+
 GITOPS = Path(__file__).resolve().parent.parent / "docs" / "gitops"
 SCRIPT = (GITOPS / "argocd-health.lua").read_text()
 CASES = yaml.safe_load((GITOPS / "health_test.yaml").read_text())["tests"]
@@ -64,3 +68,87 @@ def test_stalled_without_message_quotes_ready() -> None:
         "message": "compose.yaml: models.llm.runtime_flags[2]: --port is set by the operator; "
         "remove it",
     }
+
+
+COMPOSE = """\
+services:
+  app:
+    image: ghcr.io/example/chat:1.2
+    models: [llm]
+models:
+  llm:
+    model: ai/smollm2
+"""
+
+
+def app_with_status(status: dict[str, Any], generation: int = 2) -> dict[str, Any]:
+    return {
+        "apiVersion": "compose-operator.io/v1alpha1",
+        "kind": "ComposeApp",
+        "metadata": {"name": "chat", "namespace": "team-a", "generation": generation},
+        "spec": {"compose": COMPOSE},
+        "status": status,
+    }
+
+
+def written_status(outcome: Outcome, *, planned: bool = False) -> dict[str, Any]:
+    """The status the operator's own status writer makes for this outcome."""
+    plan = None
+    if planned:
+        project = compose.load_project(COMPOSE)
+        plan = render.plan(project, app="chat", namespace="team-a", settings=Settings())
+    return build_status(
+        generation=2,
+        plan=plan,
+        outcome=outcome,
+        deployments={},
+        pods=[],
+        previous={},
+        now="2026-11-29T10:00:00Z",
+    )
+
+
+@pytest.mark.parametrize(
+    ("outcome", "planned", "health"),
+    [
+        (
+            Outcome(),
+            False,
+            {"status": "Healthy", "message": "every model and service is available"},
+        ),
+        (
+            Outcome(failure="InvalidCompose", messages=("compose.yaml: models.llm: bad",)),
+            False,
+            {"status": "Degraded", "message": "compose.yaml: models.llm: bad"},
+        ),
+        (
+            Outcome(failure="ReconcileFailed", messages=("the API server said 503",)),
+            False,
+            {"status": "Progressing", "message": "retrying: the API server said 503"},
+        ),
+        (
+            Outcome(),
+            True,
+            {
+                "status": "Progressing",
+                "message": "model llm: Deployment chat-llm does not exist yet\n"
+                "service app: Deployment app does not exist yet",
+            },
+        ),
+        (
+            Outcome(refused={"app": "Deployment app has no compose-operator.io/app annotation"}),
+            True,
+            {
+                "status": "Degraded",
+                "message": "service app: Deployment app has no compose-operator.io/app annotation",
+            },
+        ),
+    ],
+    ids=["ready", "invalid", "retrying", "waiting", "refused"],
+)
+def test_health_of_what_the_operator_writes(
+    outcome: Outcome, planned: bool, health: dict[str, str]
+) -> None:
+    """The script reads the status writer's real output, not only hand-made samples."""
+    status = written_status(outcome, planned=planned)
+    assert run_health_check(app_with_status(status)) == health
