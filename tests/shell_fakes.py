@@ -149,7 +149,7 @@ class FakeApi:
         if patch_type == "json":
             for op in patch:
                 parts = op["path"].strip("/").split("/")
-                parent = obj
+                parent: Any = obj
                 for part in parts[:-1]:
                     parent = parent[part]
                 if op["op"] == "test":

@@ -38,6 +38,10 @@ def registry(controller: RecordingController) -> kopf.OperatorRegistry:
     return registry
 
 
+def call(handler: Any, **kwargs: Any) -> Any:
+    return handler.fn(**kwargs)
+
+
 def watching(registry: kopf.OperatorRegistry) -> dict[str, Any]:
     return {h.id: h for h in registry._watching.get_all_handlers()}
 
@@ -52,17 +56,19 @@ def test_events_forward_the_app_key(
     registry: kopf.OperatorRegistry, controller: RecordingController
 ) -> None:
     found = watching(registry)
-    found["compose-app-event"].fn(type=None, namespace="ns", name="chat")
-    found["compose-app-event"].fn(type="DELETED", namespace="ns", name="chat")
+    call(found["compose-app-event"], type=None, namespace="ns", name="chat")
+    call(found["compose-app-event"], type="DELETED", namespace="ns", name="chat")
     meta_labels = {"labels": {"compose-operator.io/app": "chat"}}
-    found["deployments-labels-compose-operator.io/app"].fn(namespace="ns", meta=meta_labels)
+    call(found["deployments-labels-compose-operator.io/app"], namespace="ns", meta=meta_labels)
     meta_annotations = {"annotations": {"compose-operator.io/bound-by": "chat"}}
-    found["deployments-annotations-compose-operator.io/bound-by"].fn(
-        namespace="ns", meta=meta_annotations
+    call(
+        found["deployments-annotations-compose-operator.io/bound-by"],
+        namespace="ns",
+        meta=meta_annotations,
     )
     index = {("ns", "chat-compose"): ["chat", "other"]}
-    found["config-map-event"].fn(namespace="ns", name="chat-compose", compose_sources=index)
-    found["config-map-event"].fn(namespace="ns", name="unrelated", compose_sources=index)
+    call(found["config-map-event"], namespace="ns", name="chat-compose", compose_sources=index)
+    call(found["config-map-event"], namespace="ns", name="unrelated", compose_sources=index)
     assert controller.calls == [
         ("changed", ("ns", "chat")),
         ("deleted", ("ns", "chat")),
@@ -74,7 +80,7 @@ def test_events_forward_the_app_key(
 
 
 def test_owned_object_handlers_filter_on_our_marks(registry: kopf.OperatorRegistry) -> None:
-    filters = {
+    filters: dict[str, Any] = {
         h.id: (h.labels, h.annotations)
         for h in registry._watching.get_all_handlers()
         if h.id.startswith(("deployments", "services", "persistentvolumeclaims"))
@@ -96,18 +102,19 @@ def test_the_index_maps_config_maps_to_apps(registry: kopf.OperatorRegistry) -> 
     (index,) = registry._indexing.get_all_handlers()
     assert index.id == "compose_sources", "kopf passes the index by this keyword"
     ref = {"composeFrom": {"configMapKeyRef": {"name": "chat-compose", "key": "compose.yaml"}}}
-    assert index.fn(namespace="ns", name="chat", spec=ref) == {("ns", "chat-compose"): "chat"}
-    assert index.fn(namespace="ns", name="chat", spec={"compose": "x"}) is None
+    assert call(index, namespace="ns", name="chat", spec=ref) == {("ns", "chat-compose"): "chat"}
+    assert call(index, namespace="ns", name="chat", spec={"compose": "x"}) is None
 
 
 def test_the_admission_handler_refuses_with_messages(registry: kopf.OperatorRegistry) -> None:
     (validate,) = registry._webhooks.get_all_handlers()
     bad = {"compose": "models:\n  llm:\n    context_size: many\n"}
     with pytest.raises(kopf.AdmissionError) as refused:
-        validate.fn(spec=bad, namespace="ns", name="chat", meta={})
+        call(validate, spec=bad, namespace="ns", name="chat", meta={})
     assert str(refused.value).startswith("spec.compose: models.llm")
     assert (
-        validate.fn(
+        call(
+            validate,
             spec={"compose": "models:\n  llm:\n    model: ai/x\n"},
             namespace="ns",
             name="",
