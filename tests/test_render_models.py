@@ -11,6 +11,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from compose_operator import templates
 from compose_operator.errors import ComposeError, Problem, Warning
 from compose_operator.plan import Manifest, PlannedModel
 from compose_operator.project import CacheSpec, ComposeProject, KubernetesOptions, Model
@@ -448,6 +449,11 @@ spec:
             "models.llm: template model-service.yaml.j2: 'nmae' is undefined",
         ),
         ("- a\n- b", "models.llm: template model-service.yaml.j2 must render one mapping"),
+        (
+            "name: chat-{{ name | tojson }}",
+            "models.llm: template model-service.yaml.j2: a `tojson` value must be a whole YAML "
+            "value, not part of 'chat-\"__tojson_0__\"'",
+        ),
     ],
 )
 def test_a_broken_platform_template_is_a_located_problem(template: str, message: str) -> None:
@@ -456,6 +462,17 @@ def test_a_broken_platform_template_is_a_located_problem(template: str, message:
     with pytest.raises(ComposeError) as raised:
         plan(project, app="chat", namespace="team", settings=settings)
     assert raised.value.messages == [f"compose.yaml: {message}"]
+
+
+def test_a_template_may_print_mapping_keys_and_values_never_raw_text() -> None:
+    text = "a:\n  {{ key | tojson }}: {{ value | tojson }}\n  fixed: {{ none | tojson }}\n"
+    overrides = {templates.MODEL_SERVICE: text}
+    context = {"key": "x: y\nb: c", "value": {"k": [1, "2"]}, "none": None}
+    assert templates.render(templates.MODEL_SERVICE, context, overrides) == {
+        "a": {"x: y\nb: c": {"k": [1, "2"]}, "fixed": None}
+    }
+    with pytest.raises(templates.TemplateValueError, match="a mapping key must be a string"):
+        templates.render(templates.MODEL_SERVICE, {**context, "key": 5}, overrides)
 
 
 @settings(max_examples=200, deadline=None)
