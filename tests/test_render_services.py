@@ -203,6 +203,24 @@ def test_a_service_without_image_gets_an_env_binding_and_no_objects() -> None:
     )
 
 
+def test_a_patched_service_gets_only_the_model_variables_and_an_image_less_one_nothing() -> None:
+    agent = Service(name="agent", environment={"MODE": "chat"}, models=(LLM_BINDING,))
+    result = planned(agent, Service(name="builder"))
+    assert [binding.deployment for binding in result.bindings] == ["agent"]
+    assert [service.name for service in result.services] == ["agent"]
+    assert result.warnings == (
+        Warning(
+            "services.agent.environment",
+            "not applied: without an image the service runs as an existing Deployment, "
+            "which gets only the model variables",
+        ),
+        Warning(
+            "services.builder",
+            "no image and no models: nothing to run or to patch on Kubernetes; ignored",
+        ),
+    )
+
+
 def test_the_env_patch_sets_only_env_entries_in_every_container() -> None:
     binding = EnvBinding(
         deployment="agent", service="agent", env=(("AI_NAME", "ai/smollm2"), ("AI_URL", LLM_URL))

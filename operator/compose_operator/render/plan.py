@@ -25,6 +25,11 @@ from compose_operator.render.services import build_service_workload
 from compose_operator.render.volumes import build_volume_claim
 from compose_operator.settings import Settings
 
+NOTHING_TO_DO = "no image and no models: nothing to run or to patch on Kubernetes; ignored"
+NOT_PATCHED = (
+    "not applied: without an image the service runs as an existing Deployment, "
+    "which gets only the model variables"
+)
 APPLY_ORDER = {"PersistentVolumeClaim": 0, "Service": 1, "Deployment": 2}
 """Claims and Services first, so a Deployment's pods find both when they start."""
 
@@ -64,6 +69,9 @@ def plan(
     claimed: set[str] = set()
     for name, service in sorted(project.services.items()):
         path = f"services.{name}"
+        if service.image is None and not service.models:
+            warnings.append(Warning(path, NOTHING_TO_DO))
+            continue
         injected = env.binding_env(service, project.models, endpoints)
         bound = tuple(dict.fromkeys(binding.model for binding in service.models))
         deployment = names.service(name)
@@ -76,6 +84,8 @@ def plan(
             )
         )
         if service.image is None:
+            if service.environment:
+                warnings.append(Warning(f"{path}.environment", NOT_PATCHED))
             bindings.append(
                 EnvBinding(deployment=deployment, service=name, env=tuple(sorted(injected.items())))
             )
