@@ -13,6 +13,7 @@ LLAMA = llamacpp.LlamaCpp()
 VLLM = vllm.Vllm()
 PULLED = base.Weights()
 PATH = "models.llm.runtime_flags"
+MODEL_PATH = "models.llm"
 
 
 def test_the_registry_names_each_engine_once() -> None:
@@ -208,7 +209,17 @@ def test_runtime_flags(
     warnings: list[Warning],
 ) -> None:
     model = Model(key="llm", model="ai/x", context_size=context_size, runtime_flags=flags)
-    assert engine.check_flags(model, gpus, PATH) == (problems, warnings)
+    assert engine.check(model, PULLED, gpus, MODEL_PATH) == (problems, warnings)
+
+
+def test_vllm_says_a_hugging_face_tag_is_ignored() -> None:
+    model = Model(key="llm", model="hf.co/org/repo:Q4_K_M")
+    weights = base.Weights(huggingface="org/repo:Q4_K_M")
+    assert VLLM.check(model, weights, 1, MODEL_PATH) == (
+        [],
+        [Warning("models.llm.model", "vLLM serves the whole repository; the :tag is ignored")],
+    )
+    assert LLAMA.check(model, weights, 1, MODEL_PATH) == ([], [])
 
 
 def test_probes_give_a_model_thirty_minutes_to_load_then_check_health() -> None:

@@ -59,9 +59,11 @@ class Engine(Protocol):
 
     def args(self, model: Model, weights: Weights, gpus: int) -> list[str]: ...
 
-    def check_flags(
-        self, model: Model, gpus: int, path: str
-    ) -> tuple[list[Problem], list[Warning]]: ...
+    def check(
+        self, model: Model, weights: Weights, gpus: int, path: str
+    ) -> tuple[list[Problem], list[Warning]]:
+        """What this engine refuses (problems) or ignores (warnings) in model `path`."""
+        ...
 
     def env(self, weights: Weights) -> dict[str, str]: ...
 
@@ -108,12 +110,12 @@ def check_flags(
     """Refuse contract-breaking flags; warn about flags that replace a value we set.
 
     `active` says which overridden values the operator actually set for this model (a
-    `--ctx-size` with no `context_size` overrides nothing).
+    `--ctx-size` with no `context_size` overrides nothing). `path` is the model's.
     """
     problems, warnings = [], []
     for index, flag in enumerate(flags):
         name = flag_name(flag)
-        where = f"{path}[{index}]"
+        where = f"{path}.runtime_flags[{index}]"
         if name in rules.refused:
             problems.append(Problem(where, f"{name} is set by the operator; remove it"))
         elif name in rules.overrides and active.get(rules.overrides[name], False):

@@ -66,8 +66,8 @@ class LlamaCpp:
         args += ["-m", MODEL_FILE] if weights.huggingface is None else ["-hf", weights.huggingface]
         return args + list(model.runtime_flags)
 
-    def check_flags(
-        self, model: Model, gpus: int, path: str
+    def check(
+        self, model: Model, weights: base.Weights, gpus: int, path: str
     ) -> tuple[list[Problem], list[Warning]]:
         active = {"context_size": model.context_size is not None, "GPU layer count (999)": True}
         return base.check_flags(model.runtime_flags, RULES, active, path)

@@ -48,14 +48,18 @@ class Vllm:
             args += ["--tensor-parallel-size", str(gpus)]
         return args + list(model.runtime_flags)
 
-    def check_flags(
-        self, model: Model, gpus: int, path: str
+    def check(
+        self, model: Model, weights: base.Weights, gpus: int, path: str
     ) -> tuple[list[Problem], list[Warning]]:
         active = {
             "context_size": model.context_size is not None,
             "tensor parallel size (one per GPU)": gpus > 1,
         }
-        return base.check_flags(model.runtime_flags, RULES, active, path)
+        problems, warnings = base.check_flags(model.runtime_flags, RULES, active, path)
+        if weights.huggingface is not None and ":" in weights.huggingface:
+            message = "vLLM serves the whole repository; the :tag is ignored"
+            warnings.append(Warning(f"{path}.model", message))
+        return problems, warnings
 
     def env(self, weights: base.Weights) -> dict[str, str]:
         return {**base.telemetry_env(weights), "VLLM_NO_USAGE_STATS": "1"}

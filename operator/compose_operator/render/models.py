@@ -53,13 +53,9 @@ def build_model_workload(
     result.problems += problems
     if engine is None or weights is None:
         return result
-    problems, warnings = engine.check_flags(model, placement.gpus, f"{path}.runtime_flags")
+    problems, warnings = engine.check(model, weights.weights, placement.gpus, path)
     result.problems += problems
     result.warnings += warnings
-    if weights.weights.huggingface and engine.name == "vllm" and ":" in weights.weights.huggingface:
-        result.warnings.append(
-            Warning(f"{path}.model", "vLLM serves the whole repository; the :tag is ignored")
-        )
     if result.problems:
         return result
 
@@ -104,19 +100,15 @@ def build_model_workload(
         (templates.MODEL_DEPLOYMENT, deployment),
         (templates.MODEL_SERVICE, {**common, "port": engine.port}),
     ]
-    if weights.cache_claim is not None and model.kubernetes.cache is not None:
-        cache = model.kubernetes.cache
-        rendered.append(
-            (
-                templates.MODEL_CACHE,
-                {
-                    **common,
-                    "name": weights.cache_claim,
-                    "size": cache.size,
-                    "storage_class": cache.storage_class,
-                },
-            )
-        )
+    cache = model.kubernetes.cache
+    if cache is not None and weights.cache_claim is not None:
+        claim = {
+            **common,
+            "name": weights.cache_claim,
+            "size": cache.size,
+            "storage_class": cache.storage_class,
+        }
+        rendered.append((templates.MODEL_CACHE, claim))
     for template, context in rendered:
         manifest = _render(template, context, settings, path, result.problems)
         if manifest is not None:
