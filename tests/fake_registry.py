@@ -12,6 +12,8 @@ import base64
 import hashlib
 import json
 import re
+import socket
+import struct
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -51,6 +53,8 @@ class FakeRegistry:
     """Path → statuses to answer (in order) before answering normally."""
     cut_once: set[str] = field(default_factory=set)
     """Blob digests whose next transfer stops halfway through."""
+    reset_once: set[str] = field(default_factory=set)
+    """Blob digests whose next transfer is reset (TCP RST) halfway through."""
     corrupt: set[str] = field(default_factory=set)
     """Blob digests served with one byte flipped."""
     redirect_blobs: bool = False
@@ -247,6 +251,18 @@ def _handler(registry: FakeRegistry) -> type[BaseHTTPRequestHandler]:
                 start = int(range_header.removeprefix("bytes=").split("-")[0])
             status = 206 if range_header else 200
             part = data[start:]
+            if digest in registry.reset_once and send_body:
+                registry.reset_once.discard(digest)
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(part)))
+                self.end_headers()
+                self.wfile.write(part[: len(part) // 2])
+                self.wfile.flush()
+                linger = struct.pack("ii", 1, 0)
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+                self.connection.close()
+                self.close_connection = True
+                return
             if digest in registry.cut_once and send_body:
                 registry.cut_once.discard(digest)
                 self.send_response(status)

@@ -386,6 +386,23 @@ def test_an_interrupted_download_resumes_with_a_range_request(
     assert result.bytes_downloaded == len(WEIGHTS) + len(LICENSE_TEXT) + len(TEMPLATE)
 
 
+def test_a_reset_connection_is_retried_not_taken_for_a_disk_error(
+    fake: FakeRegistry, tmp_path: Path
+) -> None:
+    weights = WEIGHTS * 64
+    fake.add_model("ai/reset", "latest", [(weights, GGUF, None)])
+    fake.reset_once.add(sha256(weights))
+    stream = io.StringIO()
+
+    pull_model(f"{fake.host}/ai/reset", tmp_path, progress=stream, policy=FAST, environ={})
+
+    assert (tmp_path / "model.gguf").read_bytes() == weights
+    ranges = [r.headers.get("Range") for r in fake.requests if "/blobs/" in r.path]
+    assert len(ranges) == 2
+    # The second request asks for a Range only if bytes arrived before the reset.
+    assert "model.gguf: connection lost; resuming" in stream.getvalue().splitlines()
+
+
 def test_the_registry_down_reuses_a_complete_earlier_pull(tmp_path: Path) -> None:
     """A model pod restarting while the registry is down still starts from its volume."""
     registry = FakeRegistry()

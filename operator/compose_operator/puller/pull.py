@@ -19,7 +19,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence, Set
+from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -416,24 +416,51 @@ class _LayerPuller:
             if offset and response.status != http.HTTPStatus.PARTIAL_CONTENT:
                 hasher, _ = _hasher(layer.digest)
                 offset = 0
-            with partial.open("ab" if offset else "wb") as handle:
+            with _writing(partial, append=offset > 0) as write:
                 while chunk := response.read(CHUNK_BYTES):
                     if offset + len(chunk) > layer.size:
                         raise DigestMismatch(
                             f"{what}: the registry sent more than the {layer.size} bytes "
                             "the manifest promises"
                         )
-                    handle.write(chunk)
+                    write(chunk)
                     hasher.update(chunk)
                     offset += len(chunk)
                     self.downloaded += len(chunk)
                     self.report.advance(len(chunk))
-                handle.flush()
-                os.fsync(handle.fileno())
         if offset < layer.size:
             # http.client ends a body cut short with b"" rather than an error.
             raise http.client.IncompleteRead(b"", layer.size - offset)
         return offset, hasher
+
+
+@contextlib.contextmanager
+def _writing(path: Path, *, append: bool) -> Iterator[Callable[[bytes], None]]:
+    """A blob file, durable on close. A disk error (full, read-only) becomes a PullError,
+    so it is not mistaken for a dropped connection and retried; network errors raised by the
+    caller pass through untouched."""
+
+    def failed(error: OSError) -> PullError:
+        return PullError(f"cannot write {path}: {error.strerror or error}")
+
+    try:
+        handle = path.open("ab" if append else "wb")
+    except OSError as error:
+        raise failed(error) from None
+
+    def write(chunk: bytes) -> None:
+        try:
+            handle.write(chunk)
+        except OSError as error:
+            raise failed(error) from None
+
+    with handle:
+        yield write
+        try:
+            handle.flush()
+            os.fsync(handle.fileno())
+        except OSError as error:
+            raise failed(error) from None
 
 
 def _link(link: Path, target: str) -> None:
