@@ -219,6 +219,15 @@ def test_credentials_never_show_their_password() -> None:
     assert "s3cret" not in repr(auth.Credentials("alice", "s3cret"))
 
 
+def test_a_mounted_pull_secret_directory_is_read(tmp_path: Path) -> None:
+    secret = write_config(tmp_path / ".dockerconfigjson", {"ghcr.io": {"auth": b64("u:p")}})
+
+    path = auth.config_path(None, {"DOCKER_CONFIG": str(tmp_path)})
+
+    assert path == secret
+    assert auth.load_credentials(path, "ghcr.io") == auth.Credentials("u", "p")
+
+
 def test_config_path_precedence(tmp_path: Path) -> None:
     assert auth.config_path(tmp_path, {}) == tmp_path / "config.json"
     assert auth.config_path(tmp_path / "c.json", {"DOCKER_CONFIG": "/x"}) == tmp_path / "c.json"

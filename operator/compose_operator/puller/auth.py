@@ -53,14 +53,22 @@ def registry_key(text: str) -> str:
 
 
 def config_path(explicit: Path | None, environ: Mapping[str, str]) -> Path | None:
-    """`--docker-config` (a file or a directory), else `$DOCKER_CONFIG`, else `~/.docker`."""
-    if explicit is not None:
-        return explicit / "config.json" if explicit.is_dir() else explicit
-    directory = environ.get("DOCKER_CONFIG")
-    if directory:
-        return Path(directory) / "config.json"
-    home = environ.get("HOME")
-    return Path(home) / ".docker" / "config.json" if home else None
+    """`--docker-config` (a file or a directory), else `$DOCKER_CONFIG`, else `~/.docker`.
+
+    In a directory, `config.json` wins; a mounted `kubernetes.io/dockerconfigjson` Secret's
+    `.dockerconfigjson` key (same format) is used when there is no `config.json`.
+    """
+    if explicit is not None and not explicit.is_dir():
+        return explicit
+    directory = explicit or (
+        Path(environ["DOCKER_CONFIG"]) if environ.get("DOCKER_CONFIG") else None
+    )
+    if directory is None:
+        home = environ.get("HOME")
+        return Path(home) / ".docker" / "config.json" if home else None
+    secret = directory / ".dockerconfigjson"
+    config = directory / "config.json"
+    return secret if secret.exists() and not config.exists() else config
 
 
 def load_credentials(path: Path | None, registry: str) -> Credentials | None:

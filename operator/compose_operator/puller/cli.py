@@ -31,8 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--docker-config",
         type=Path,
-        help="Docker config.json (or its directory) with registry credentials; "
-        "default $DOCKER_CONFIG/config.json, then ~/.docker/config.json",
+        help="registry credentials: a Docker config.json, or a directory holding one (or a "
+        "mounted pull Secret's .dockerconfigjson); default $DOCKER_CONFIG, then ~/.docker",
     )
 
 
