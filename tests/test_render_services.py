@@ -254,7 +254,7 @@ def test_named_volumes_become_claims_shared_by_the_services_that_mount_them() ->
         image="backup:1",
         volumes=(
             VolumeMount(source="data", target="/data", read_only=True),
-            VolumeMount(source="scratch", target="/tmp/scratch"),
+            VolumeMount(source="scratch", target="/var/scratch"),
         ),
     )
     result = planned(db, backup, volumes={"data": Volume(name="data", size="10Gi")})
@@ -282,7 +282,7 @@ def test_named_volumes_become_claims_shared_by_the_services_that_mount_them() ->
     ]
     assert pod["containers"][0]["volumeMounts"] == [
         {"name": "data", "mountPath": "/data", "readOnly": True},
-        {"name": "scratch", "mountPath": "/tmp/scratch"},
+        {"name": "scratch", "mountPath": "/var/scratch"},
     ]
 
 
