@@ -611,12 +611,17 @@ def test_an_unsafe_tar_member_is_refused(
 
 def test_sharded_weights_get_numbered_names(fake: FakeRegistry, tmp_path: Path) -> None:
     fake.add_model("ai/big", "latest", [(b"GGUF-1", GGUF, None), (b"GGUF-2", GGUF, None)])
+    stream = io.StringIO()
 
-    pull(fake, "ai/big", tmp_path)
+    pull_model(f"{fake.host}/ai/big", tmp_path, progress=stream, environ={})
 
     assert (tmp_path / "model-00001-of-00002.gguf").read_bytes() == b"GGUF-1"
     assert (tmp_path / "model-00002-of-00002.gguf").read_bytes() == b"GGUF-2"
     assert (tmp_path / "model.gguf").readlink() == Path("model-00001-of-00002.gguf")
+    assert stream.getvalue().splitlines()[0] == (
+        "warning: the weights are split into 2 GGUF files; llama.cpp finds the other parts "
+        "only from the first part's own name (model-00001-of-00002.gguf), not through model.gguf"
+    )
 
 
 def test_state_records_what_was_written(fake: FakeRegistry, tmp_path: Path) -> None:

@@ -117,6 +117,13 @@ def pull_model(
         plan = media.plan_artifact(manifest, str(ref))
         for layer in plan.skipped:
             report.say(f"skipping layer {layer.digest} of unknown type {layer.media_type}")
+        shards = sum(1 for file in plan.files if file.role is media.Role.GGUF)
+        if shards > 1:
+            report.say(
+                f"warning: the weights are split into {shards} GGUF files; llama.cpp finds the "
+                f"other parts only from the first part's own name ({plan.model_file}), not "
+                f"through {media.MODEL_GGUF}"
+            )
         state = _State(str(ref), top_digest, manifest_digest, model_format=plan.format)
         puller = _LayerPuller(client, ref.repository, str(ref), dest, report, policy)
         files: list[PulledFile] = []
