@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from compose_operator.shell.queue import Key, ReconcileQueue
 
 A: Key = ("ns", "a")
@@ -51,7 +53,7 @@ def test_failures_retry_with_growing_delay_until_success() -> None:
             raise Flaky("not yet")
 
     async def scenario() -> ReconcileQueue:
-        queue = ReconcileQueue(work, retryable=(Flaky,), base_delay=0.02, max_delay=1)
+        queue = ReconcileQueue(work, expected=(Flaky,), base_delay=0.02, max_delay=1)
         queue.enqueue(A)
         for _ in range(100):
             await asyncio.sleep(0.01)
@@ -65,3 +67,29 @@ def test_failures_retry_with_growing_delay_until_success() -> None:
     first, second = attempts[1] - attempts[0], attempts[2] - attempts[1]
     assert 0.02 <= first < second
     assert queue._failures == {} and queue._retries == {}
+
+
+def test_an_unexpected_error_is_logged_with_its_traceback_and_retried(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    attempts: list[int] = []
+
+    async def work(key: Key, resync: bool) -> None:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise KeyError("bug")
+
+    async def scenario() -> None:
+        queue = ReconcileQueue(work, expected=(Flaky,), base_delay=0.01)
+        queue.enqueue(A)
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if len(attempts) == 2:
+                break
+        await queue.drain()
+
+    asyncio.run(scenario())
+    assert len(attempts) == 2
+    (failure,) = caplog.records
+    assert failure.exc_info is not None
+    assert failure.__dict__["app"] == "ns/a"

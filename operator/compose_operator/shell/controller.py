@@ -24,7 +24,7 @@ class Controller:
         self.reconciler = reconciler
         self.metrics = metrics
         self.resync_seconds = resync_seconds
-        self.queue = ReconcileQueue(self._work, retryable=(kopf.TemporaryError, ApiError))
+        self.queue = ReconcileQueue(self._work, expected=(kopf.TemporaryError, ApiError))
         self.known: set[Key] = set()
 
     def app_changed(self, key: Key) -> None:
@@ -55,7 +55,7 @@ class Controller:
                 report = await asyncio.to_thread(
                     self.reconciler.reconcile, namespace, name, check_drift=resync
                 )
-            except (kopf.TemporaryError, ApiError):
+            except Exception:
                 self.metrics.reconciles.labels(result="error").inc()
                 raise
         self.metrics.reconciles.labels(result=report.result).inc()

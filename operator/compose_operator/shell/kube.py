@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 from urllib.parse import quote, urlencode
 
+import urllib3
 from kubernetes import client as k8s
 
 Manifest = dict[str, Any]
@@ -129,7 +130,10 @@ class KubeApi:
         method, url, headers, body, post = self._client.param_serialize(
             method, path, header_params=headers, body=body, auth_settings=["BearerToken"]
         )
-        response = self._client.call_api(method, url, headers, body, post)
+        try:
+            response = self._client.call_api(method, url, headers, body, post)
+        except (k8s.ApiException, urllib3.exceptions.HTTPError) as error:
+            raise ApiError(0, type(error).__name__, str(error)) from error
         data: bytes = response.read()  # type: ignore[no-untyped-call]
         if not 200 <= response.status <= 299:
             detail = json.loads(data) if data else {}

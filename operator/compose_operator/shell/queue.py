@@ -4,7 +4,9 @@ kopf's event handlers are fire-and-forget (no retries) and its timers and daemon
 kopf's own finalizer to every object, so serialising, retrying and resyncing are done here:
 each key has an asyncio.Lock; a trigger that arrives while a reconcile waits for the lock
 joins it instead of queueing another; a failed reconcile is retried after an exponential
-backoff (1 s doubling to 5 min), reset by the next success.
+backoff (1 s doubling to 5 min), reset by the next success. Expected failures (API errors,
+kopf.TemporaryError) are logged in one line; anything else is a bug and logged with its
+traceback, and retried all the same, so one app's bad luck never stops the others.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ logger = logging.getLogger(__name__)
 class ReconcileQueue:
     work: Work
     """Reconciles one app; the flag asks for the drift comparison of a resync."""
-    retryable: tuple[type[BaseException], ...] = (Exception,)
+    expected: tuple[type[BaseException], ...] = ()
+    """Failures logged without a traceback."""
     base_delay: float = 1.0
     max_delay: float = 300.0
     _locks: dict[Key, asyncio.Lock] = field(default_factory=dict)
@@ -55,7 +58,7 @@ class ReconcileQueue:
             resync = self._waiting.pop(key)
             try:
                 await self.work(key, resync)
-            except self.retryable as error:
+            except Exception as error:
                 failures = self._failures.get(key, 0) + 1
                 self._failures[key] = failures
                 delay = min(self.base_delay * 2 ** (failures - 1), self.max_delay)
@@ -63,6 +66,7 @@ class ReconcileQueue:
                     "reconcile failed, retrying in %.0fs: %s",
                     delay,
                     error,
+                    exc_info=not isinstance(error, self.expected),
                     extra={"app": "/".join(key)},
                 )
                 self._schedule_retry(key, delay)
