@@ -24,7 +24,8 @@ from compose_operator.puller.errors import (
     RegistryUnreachable,
     UnsafePath,
 )
-from compose_operator.puller.pull import STATE_FILE, PullResult, pull_model
+from compose_operator.puller.pull import PullResult, pull_model
+from compose_operator.puller.record import STATE_FILE
 from fake_registry import GGUF, OCI_MANIFEST, FakeRegistry, serve, sha256
 
 FAST = Policy(timeout_seconds=5, attempts=3, backoff_seconds=0)

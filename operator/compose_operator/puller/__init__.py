@@ -6,6 +6,7 @@
 
 from compose_operator.puller.cli import add_arguments, main
 from compose_operator.puller.errors import PullError
-from compose_operator.puller.pull import PulledFile, PullResult, pull_model
+from compose_operator.puller.layers import PulledFile
+from compose_operator.puller.pull import PullResult, pull_model
 
 __all__ = ["PullError", "PullResult", "PulledFile", "add_arguments", "main", "pull_model"]
