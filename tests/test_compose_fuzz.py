@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -48,12 +49,17 @@ TRICKY_STRINGS = st.sampled_from(
         '"unclosed',
         "-1",
         "true",
+        "9" * 5000,
+        "1e999999999",
+        "999999999999h",
+        "0x" + "f" * 5000,
     ]
 )
 SCALARS = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(min_value=-(2**70), max_value=2**70),
+    st.sampled_from([2**31, 10**4000, -(10**4000)]),
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=20),
     TRICKY_STRINGS,
@@ -190,3 +196,51 @@ def test_compose_shaped_documents(document: dict[str, Any], environment: dict[st
 )
 def test_yaml_syntax_fragments(fragments: list[str]) -> None:
     loads_or_refuses("".join(fragments))
+
+
+BIG = "9" * 5000
+SHOWN = repr(BIG[:57] + "...")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            f"models:\n  llm: {{model: x, context_size: '{BIG}'}}\n",
+            f"models.llm.context_size: must be a positive integer, got {SHOWN}",
+        ),
+        (
+            f"models:\n  llm: {{model: x, context_size: {BIG}}}\n",
+            f"models.llm.context_size: {SHOWN} is not a valid !!int value",
+        ),
+        (
+            "models:\n  llm: {model: x, context_size: 2147483648}\n",
+            "models.llm.context_size: must be at most 2147483647, got 2147483648",
+        ),
+        (
+            f"services:\n  app: {{image: a, expose: ['{BIG}']}}\n",
+            f'services.app.expose[0]: must be a port such as "8080" or "8080/tcp", got {SHOWN}',
+        ),
+        (
+            f"services:\n  app: {{image: a, mem_limit: '{BIG}'}}\n",
+            f'services.app.mem_limit: must be a memory size such as "512m" or "1g", got {SHOWN}',
+        ),
+        (
+            "services:\n  app: {image: a, cpus: '1e999999999'}\n",
+            'services.app.cpus: must be a positive number of CPUs such as "0.5", '
+            "got '1e999999999'",
+        ),
+        (
+            "services:\n  app:\n    {image: a, "
+            "healthcheck: {test: [CMD, x], interval: 999999999999h}}\n",
+            'services.app.healthcheck.interval: must be a duration such as "10s", "1m30s" or '
+            "\"500ms\", got '999999999999h'",
+        ),
+    ],
+    ids=["string", "int", "int32", "expose", "memory", "cpus", "duration"],
+)
+def test_huge_numbers_are_refused_not_computed(text: str, message: str) -> None:
+    with pytest.raises(ComposeError) as caught:
+        load_project(text)
+    (problem,) = caught.value.problems
+    assert f"{problem.path}: {problem.message}" == message

@@ -16,6 +16,9 @@ MAX_RANGE = 16
 """A port range expands to one port per number; larger ranges are refused (each is a
 Service port and a container port on Kubernetes)."""
 
+MAX_CPUS = 100_000
+"""More CPUs than any node has is a typo (and keeps the arithmetic bounded)."""
+
 PORT_KEYS = ("target", "published", "protocol", "host_ip", "mode", "name", "app_protocol")
 VOLUME_KEYS = ("type", "source", "target", "read_only", "consistency", "bind", "volume", "tmpfs")
 HEALTHCHECK_KEYS = (
@@ -33,10 +36,11 @@ RESERVATIONS_KEYS = ("cpus", "memory", "devices", "generic_resources")
 DEVICE_KEYS = ("capabilities", "count", "device_ids", "driver", "options")
 
 _PORT = re.compile(
-    r"^(?:(?:(?P<ip>\[[0-9a-fA-F:.]+\]|[0-9.]+|[^:\[\]/]*):)?(?P<published>[0-9]+(?:-[0-9]+)?)?:)?"
-    r"(?P<target>[0-9]+(?:-[0-9]+)?)(?:/(?P<protocol>[a-zA-Z]+))?$"
+    r"^(?:(?:(?P<ip>\[[0-9a-fA-F:.]+\]|[0-9.]+|[^:\[\]/]*):)?"
+    r"(?P<published>[0-9]{1,5}(?:-[0-9]{1,5})?)?:)?"
+    r"(?P<target>[0-9]{1,5}(?:-[0-9]{1,5})?)(?:/(?P<protocol>[a-zA-Z]+))?$"
 )
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)")
+_DURATION_PART = re.compile(r"([0-9]{1,12}(?:\.[0-9]{0,12})?|\.[0-9]{1,12})(ns|us|µs|μs|ms|s|m|h)")
 _DURATION_UNITS = {
     "ns": Decimal("1e-9"),
     "us": Decimal("1e-6"),
@@ -47,7 +51,9 @@ _DURATION_UNITS = {
     "m": Decimal(60),
     "h": Decimal(3600),
 }
-_MEMORY = re.compile(r"^([0-9]+(?:\.[0-9]+)?|\.[0-9]+)\s*([kmgtp]?)(?:i?b)?$", re.IGNORECASE)
+_MEMORY = re.compile(
+    r"^([0-9]{1,15}(?:\.[0-9]{1,9})?|\.[0-9]{1,9})\s*([kmgtp]?)(?:i?b)?$", re.IGNORECASE
+)
 _BINARY_SUFFIXES = (
     ("Pi", 1 << 50),
     ("Ti", 1 << 40),
@@ -155,7 +161,9 @@ def expose(value: Any, path: str, report: Report) -> tuple[int, ...]:
     result: list[int] = []
     for index, entry in enumerate(entries or []):
         text = values.scalar_text(entry) if not isinstance(entry, bool) else None
-        match = re.match(r"^([0-9]+(?:-[0-9]+)?)(?:/(tcp|udp))?$", text or "", re.IGNORECASE)
+        match = re.match(
+            r"^([0-9]{1,5}(?:-[0-9]{1,5})?)(?:/(tcp|udp))?$", text or "", re.IGNORECASE
+        )
         if match is None:
             values.expected(report, item(path, index), 'a port such as "8080" or "8080/tcp"', entry)
             continue
@@ -307,7 +315,8 @@ def duration(value: Any, path: str, report: Report) -> int | None:
         total = sum(
             Decimal(number) * _DURATION_UNITS[unit] for number, unit in _DURATION_PART.findall(text)
         )
-        return math.ceil(total)
+        if total <= values.INT32_MAX:
+            return math.ceil(total)
     values.expected(report, path, 'a duration such as "10s", "1m30s" or "500ms"', value)
     return None
 
@@ -321,7 +330,7 @@ def cpus(value: Any, path: str, report: Report) -> str | None:
         cores = Decimal(values.scalar_text(value) or "x") if not isinstance(value, bool) else None
     except InvalidOperation:
         cores = None
-    if cores is None or not cores.is_finite() or cores <= 0:
+    if cores is None or not cores.is_finite() or not 0 < cores <= MAX_CPUS:
         values.expected(report, path, 'a positive number of CPUs such as "0.5"', value)
         return None
     if cores == cores.to_integral_value():

@@ -12,13 +12,17 @@ from typing import Any
 
 from compose_operator.compose.report import Report, child, item
 
-_WHOLE_NUMBER = re.compile(r"^[+-]?[0-9]+$")
+_WHOLE_NUMBER = re.compile(r"^[+-]?[0-9]{1,12}$")
+INT32_MAX = 2**31 - 1
+"""Kubernetes counts (replicas, GPUs, probe seconds) are int32; so is a sane context size."""
 
 
 def show(value: Any) -> str:
     """A value as a user would recognise it in a message."""
     if isinstance(value, str):
         return repr(value if len(value) <= 60 else value[:57] + "...")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**60:
+        return "a number of more than 60 digits"
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
@@ -63,6 +67,9 @@ def integer(value: Any, path: str, report: Report, *, minimum: int = 0) -> int |
         number = value
     elif isinstance(value, str) and _WHOLE_NUMBER.match(value.strip()):
         number = int(value.strip())
+    if number is not None and number > INT32_MAX:
+        expected(report, path, f"at most {INT32_MAX}", value)
+        return None
     if number is not None and number >= minimum:
         return number
     what = "a positive integer" if minimum == 1 else f"an integer of at least {minimum}"

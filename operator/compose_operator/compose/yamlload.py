@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import yaml
 
 from compose_operator.compose.report import Report, child, item
+from compose_operator.compose.values import show
 
 MAX_BYTES = 1 << 20
 MAX_DEPTH = 64
@@ -230,7 +231,7 @@ class _Walker:
         try:
             return _construct(tag, node.value)
         except ValueError:
-            self.report.problem(path, f"{node.value!r} is not a valid {_short(tag)} value")
+            self.report.problem(path, f"{show(node.value)} is not a valid {_short(tag)} value")
             return None
         except KeyError:
             self.report.problem(path, f"unsupported YAML tag {_short(tag)}")
