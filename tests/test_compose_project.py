@@ -354,3 +354,16 @@ services:
         "chat/compose.yaml: models.llm.contxt_size: unknown key 'contxt_size'; "
         "did you mean 'context_size'? (line 4)"
     )
+
+
+def test_a_volume_with_problems_does_not_also_read_as_undefined() -> None:
+    text = (
+        "volumes:\n  data: {x-kubernetes: {size: big}}\n"
+        "services:\n  app: {image: a, volumes: ['data:/d']}\n"
+    )
+    with pytest.raises(ComposeError) as caught:
+        load_project(text)
+    assert caught.value.messages == [
+        "compose.yaml: volumes.data.x-kubernetes.size: must be a Kubernetes quantity such as "
+        "\"20Gi\", got 'big' (line 2)"
+    ]

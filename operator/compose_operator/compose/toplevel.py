@@ -48,6 +48,30 @@ def load_project(
 
 
 def _project(document: dict[str, Any], report: Report) -> ComposeProject:
+    _check_top_level_keys(document, report)
+    name = _name(document, report)
+    model_map = {}
+    if document.get("models") is not None:
+        model_map = models.parse_models(document["models"], report)
+    volume_map = _volumes(document.get("volumes"), report)
+    service_map = {}
+    if document.get("services") is not None:
+        service_map = services.parse_services(
+            document["services"],
+            _declared(document, "models"),
+            _declared(document, "volumes"),
+            report,
+        )
+    return ComposeProject(
+        models=model_map,
+        services=service_map,
+        volumes=volume_map,
+        warnings=report.warnings,
+        name=name,
+    )
+
+
+def _check_top_level_keys(document: dict[str, Any], report: Report) -> None:
     for key in document:
         if key.startswith("x-"):
             continue
@@ -57,34 +81,26 @@ def _project(document: dict[str, Any], report: Report) -> ComposeProject:
             report.warn(key, "ignored on Kubernetes")
         elif key not in TOP_LEVEL_KEYS:
             report.unknown_key("", key, TOP_LEVEL_KEYS)
-    name = None
-    if "name" in document:
-        name = values.string(document["name"], "name", report)
-        if name is not None and not PROJECT_NAME.match(name):
-            report.problem(
-                "name",
-                "a project name holds lowercase letters, digits, '-' and '_', "
-                "and starts with a letter or digit",
-            )
-    declared_models = document.get("models") if isinstance(document.get("models"), dict) else {}
-    model_map = (
-        models.parse_models(document["models"], report)
-        if document.get("models") is not None
-        else {}
-    )
-    volume_map = _volumes(document.get("volumes"), report)
-    service_map = {}
-    if document.get("services") is not None:
-        service_map = services.parse_services(
-            document["services"], set(declared_models or {}), set(volume_map), report
+
+
+def _declared(document: dict[str, Any], key: str) -> set[str]:
+    """Keys declared under `models:` or `volumes:`, even those with problems of their own, so a
+    service using one is not also told it is undefined."""
+    element = document.get(key)
+    return set(element) if isinstance(element, dict) else set()
+
+
+def _name(document: dict[str, Any], report: Report) -> str | None:
+    if "name" not in document:
+        return None
+    name = values.string(document["name"], "name", report)
+    if name is not None and not PROJECT_NAME.match(name):
+        report.problem(
+            "name",
+            "a project name holds lowercase letters, digits, '-' and '_', "
+            "and starts with a letter or digit",
         )
-    return ComposeProject(
-        models=model_map,
-        services=service_map,
-        volumes=volume_map,
-        warnings=report.warnings,
-        name=name,
-    )
+    return name
 
 
 def _volumes(value: Any, report: Report) -> dict[str, Volume]:
