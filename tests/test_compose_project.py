@@ -201,7 +201,8 @@ models:
                 warnings=(
                     Warning(
                         "services.agent.environment[1]",
-                        "OPENAI_API_KEY has no value (Compose copies it from the shell); dropped",
+                        "OPENAI_API_KEY has no value and is not in the interpolation environment;"
+                        " dropped",
                     ),
                     Warning("services.agent.depends_on", "no meaning on Kubernetes; ignored"),
                     Warning(

@@ -453,7 +453,7 @@ P = "services.app"
             (
                 Warning(
                     f"{P}.environment[1]",
-                    "B has no value (Compose copies it from the shell); dropped",
+                    "B has no value and is not in the interpolation environment; dropped",
                 ),
             ),
         ),
@@ -462,7 +462,7 @@ P = "services.app"
             (
                 Warning(
                     f"{P}.environment.B",
-                    "B has no value (Compose copies it from the shell); dropped",
+                    "B has no value and is not in the interpolation environment; dropped",
                 ),
             ),
         ),
@@ -614,3 +614,27 @@ def test_a_service_must_be_a_mapping_and_well_named() -> None:
         "'_' and '-' (line 3)",
         "compose.yaml: services.ok: must be a mapping, got a list (line 4)",
     ]
+
+
+@pytest.mark.parametrize(
+    ("environment", "missing_path"),
+    [
+        ("[A=1, TOKEN, MISSING]", f"{P}.environment[2]"),
+        ("{A: 1, TOKEN: null, MISSING: null}", f"{P}.environment.MISSING"),
+    ],
+    ids=["list", "map"],
+)
+def test_a_name_without_value_takes_it_from_the_interpolation_environment(
+    environment: str, missing_path: str
+) -> None:
+    text = f"services:\n  app:\n    image: a\n    environment: {environment}\n"
+    result = load_project(text, environment={"TOKEN": "s3cret", "OTHER": "x"})
+    assert (result.services["app"].environment, result.warnings) == (
+        {"A": "1", "TOKEN": "s3cret"},
+        (
+            Warning(
+                missing_path,
+                "MISSING has no value and is not in the interpolation environment; dropped",
+            ),
+        ),
+    )

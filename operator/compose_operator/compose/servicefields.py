@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Collection
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
@@ -180,7 +181,7 @@ def is_host_path(source: str) -> bool:
 
 
 def volumes(
-    value: Any, path: str, service: str, named: set[str], report: Report
+    value: Any, path: str, service: str, named: Collection[str], report: Report
 ) -> tuple[VolumeMount, ...]:
     entries = values.sequence(value, path, report)
     mounts: list[VolumeMount] = []

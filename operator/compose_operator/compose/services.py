@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from compose_operator.compose import bindings, servicefields, values
@@ -134,9 +135,17 @@ def names_another_file(key: str) -> str:
     return f"'{key}' names another file; a ComposeApp carries one Compose file: inline it"
 
 
-def parse_services(
-    value: Any, models: Collection[str], volumes: set[str], report: Report
-) -> dict[str, Service]:
+@dataclass(frozen=True)
+class Context:
+    """What services may refer to: the declared models and volumes, and the interpolation
+    environment, which also fills `environment: [NAME]` entries as Compose's shell would."""
+
+    models: Collection[str]
+    volumes: Collection[str]
+    environment: Mapping[str, str]
+
+
+def parse_services(value: Any, context: Context, report: Report) -> dict[str, Service]:
     entries = values.mapping(value, "services", report)
     if entries is None:
         return {}
@@ -148,7 +157,7 @@ def parse_services(
             continue
         fields = values.mapping(body, path, report)
         if fields is not None:
-            services[name] = _ServiceReader(name, fields, path, report).read(models, volumes)
+            services[name] = _ServiceReader(name, fields, path, report).read(context)
     return services
 
 
@@ -165,7 +174,7 @@ class _ServiceReader:
     def get(self, key: str, read: Any) -> Any:
         return read(self.fields[key], self.at(key), self.report) if key in self.fields else None
 
-    def read(self, models: Collection[str], volumes: set[str]) -> Service:
+    def read(self, context: Context) -> Service:
         self._check_keys()
         image = self.get("image", values.nonempty_string)
         if not {"image", "build", "provider"} & self.fields.keys():
@@ -178,8 +187,12 @@ class _ServiceReader:
                 self.at("build"), "the image is pulled on Kubernetes, not built; ignored"
             )
         deploy = self._deploy()
-        environment = self.get("environment", _environment) or {}
-        model_bindings = self.get_bindings(models)
+        environment = {}
+        if self.fields.get("environment") is not None:
+            environment = _environment(
+                self.fields["environment"], self.at("environment"), context.environment, self.report
+            )
+        model_bindings = self._bindings(context.models)
         for binding in model_bindings:
             for var in (binding.endpoint_var, binding.model_var):
                 if var in environment:
@@ -201,19 +214,19 @@ class _ServiceReader:
             labels=self.get("labels", _labels) or {},
             working_dir=self.get("working_dir", values.string),
             user=self.get("user", _user),
-            volumes=self.get_volumes(volumes),
+            volumes=self._volumes(context.volumes),
             models=model_bindings,
             escalations=self._escalations(),
         )
 
-    def get_bindings(self, models: Collection[str]) -> tuple[ModelBinding, ...]:
+    def _bindings(self, models: Collection[str]) -> tuple[ModelBinding, ...]:
         if "models" not in self.fields:
             return ()
         return bindings.parse_bindings(
             self.fields["models"], self.name, self.at("models"), models, self.report
         )
 
-    def get_volumes(self, volumes: set[str]) -> tuple[VolumeMount, ...]:
+    def _volumes(self, volumes: Collection[str]) -> tuple[VolumeMount, ...]:
         if "volumes" not in self.fields:
             return ()
         return servicefields.volumes(
@@ -309,39 +322,39 @@ def _command(value: Any, path: str, report: Report) -> tuple[str, ...] | None:
     return values.string_list(value, path, report)
 
 
-def _environment(value: Any, path: str, report: Report) -> dict[str, str]:
-    """Map or `K=V` list; `K` alone (or `K: null`) asks Compose to copy the variable from the
-    shell, which a cluster has no equivalent of: dropped with a warning."""
-    if value is None:
-        return {}
+def _environment(
+    value: Any, path: str, interpolation: Mapping[str, str], report: Report
+) -> dict[str, str]:
+    """Map or `K=V` list. `K` alone (or `K: null`) takes the value Compose would copy from its
+    shell: here the interpolation environment's; without one it is dropped with a warning."""
     environment: dict[str, str] = {}
     if isinstance(value, list):
+        entries: list[tuple[str, Any, str]] = []
         for index, entry in enumerate(value):
             text = values.string(entry, item(path, index), report)
             if text is None:
                 continue
             key, equals, rest = text.partition("=")
-            if not key:
-                values.expected(report, item(path, index), "NAME=value", text)
-            elif not equals:
-                _unresolved(key, item(path, index), report)
+            if key:
+                entries.append((key, rest if equals else None, item(path, index)))
             else:
-                environment[key] = rest
-        return environment
-    for key, element in (values.mapping(value, path, report) or {}).items():
-        if element is None:
-            _unresolved(key, child(path, key), report)
-            continue
-        text = values.scalar_text(element)
-        if text is None:
-            values.expected(report, child(path, key), "a string", element)
-        else:
+                values.expected(report, item(path, index), "NAME=value", text)
+    else:
+        mapping = values.mapping(value, path, report) or {}
+        entries = [(key, element, child(path, key)) for key, element in mapping.items()]
+    for key, element, entry_path in entries:
+        if element is None and key in interpolation:
+            environment[key] = interpolation[key]
+        elif element is None:
+            report.warn(
+                entry_path,
+                f"{key} has no value and is not in the interpolation environment; dropped",
+            )
+        elif (text := values.scalar_text(element)) is not None:
             environment[key] = text
+        else:
+            values.expected(report, entry_path, "a string", element)
     return environment
-
-
-def _unresolved(key: str, path: str, report: Report) -> None:
-    report.warn(path, f"{key} has no value (Compose copies it from the shell); dropped")
 
 
 def _labels(value: Any, path: str, report: Report) -> dict[str, str]:

@@ -41,13 +41,15 @@ def load_project(
         )
         raise ComposeError(file, report.sorted_problems())
     document = interpolate.interpolate_tree(document, "", environment, report)
-    project = _project(document, report)
+    project = _project(document, environment, report)
     if report.problems:
         raise ComposeError(file, report.sorted_problems())
     return project
 
 
-def _project(document: dict[str, Any], report: Report) -> ComposeProject:
+def _project(
+    document: dict[str, Any], environment: Mapping[str, str], report: Report
+) -> ComposeProject:
     _check_top_level_keys(document, report)
     name = _name(document, report)
     model_map = {}
@@ -56,12 +58,12 @@ def _project(document: dict[str, Any], report: Report) -> ComposeProject:
     volume_map = _volumes(document.get("volumes"), report)
     service_map = {}
     if document.get("services") is not None:
-        service_map = services.parse_services(
-            document["services"],
-            _declared(document, "models"),
-            _declared(document, "volumes"),
-            report,
+        context = services.Context(
+            models=_declared(document, "models"),
+            volumes=_declared(document, "volumes"),
+            environment=environment,
         )
+        service_map = services.parse_services(document["services"], context, report)
     return ComposeProject(
         models=model_map,
         services=service_map,

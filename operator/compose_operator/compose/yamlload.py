@@ -214,7 +214,7 @@ class _Walker:
         sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
         result: dict[str, Any] = {}
         for source in reversed(sources):
-            value = self.value(source, path, depth + 1) if isinstance(source, yaml.Node) else None
+            value = self.value(source, path, depth + 1)
             if not isinstance(value, dict):
                 self.report.problem(path, "a merge key (<<) takes a mapping or a list of mappings")
                 continue
