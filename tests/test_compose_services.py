@@ -403,6 +403,37 @@ S = "compose.yaml: services.app"
             [f"{S}.volumes[0].source: must be a non-empty string, got null (line 6)"],
         ),
         (
+            "image: a\nports: [[80]]",
+            [f'{S}.ports[0]: must be a port such as "8080:80" or a mapping, got a list (line 6)'],
+        ),
+        (
+            "image: a\nports: [{target: 70000}]",
+            [f"{S}.ports[0].target: must be a port number (1-65535), got 70000 (line 6)"],
+        ),
+        (
+            "image: a\nvolumes: [5]",
+            [f'{S}.volumes[0]: must be a volume such as "data:/var/lib/data", got 5 (line 6)'],
+        ),
+        (
+            "image: a\nhealthcheck: {test: []}",
+            [
+                f"{S}.healthcheck.test: must be a command such as "
+                '["CMD", "curl", "-f", "http://localhost"], got a list (line 6)'
+            ],
+        ),
+        (
+            "image: a\nmem_limit: '0'",
+            [f"{S}.mem_limit: must be a positive memory size, got '0' (line 6)"],
+        ),
+        (
+            "image: a\ncpus: many",
+            [f"{S}.cpus: must be a positive number of CPUs such as \"0.5\", got 'many' (line 6)"],
+        ),
+        (
+            "image: a\nuser: [1]",
+            [f'{S}.user: must be a user such as "1000" or "1000:1000", got a list (line 6)'],
+        ),
+        (
             "image: a\nprivileged: yes",
             [f"{S}.privileged: must be true or false, got 'yes' (line 6)"],
         ),
@@ -514,6 +545,18 @@ P = "services.app"
                     "only GPU device reservations have a meaning on Kubernetes; ignored",
                 ),
             ),
+        ),
+        (
+            "image: a\nhealthcheck: {test: [CMD, x], start_interval: 1s}",
+            (Warning(f"{P}.healthcheck.start_interval", IGNORED),),
+        ),
+        (
+            "image: a\nvolumes: [{type: volume, source: data, target: /d, consistency: cached}]",
+            (Warning(f"{P}.volumes[0].consistency", IGNORED),),
+        ),
+        (
+            "image: a\ndeploy: {resources: {limits: {pids: 100}}}",
+            (Warning(f"{P}.deploy.resources.limits.pids", IGNORED),),
         ),
         (
             "image: a\nhealthcheck: {interval: 5s}",

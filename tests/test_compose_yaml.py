@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -51,6 +52,8 @@ def problems(text: str) -> tuple[Problem, ...]:
         ),
         ("a: &a [1, 2]\nb: *a", {"a": [1, 2], "b": [1, 2]}),
         ("1: one\ntrue: t", {"1": "one", "true": "t"}),
+        ("a: -.inf\nb: .Inf\nc: !!float '-1.5'", {"a": -math.inf, "b": math.inf, "c": -1.5}),
+        ("a: !!null ''\nb: !!bool 'false'", {"a": None, "b": False}),
     ],
     ids=lambda value: value if isinstance(value, str) else None,
 )
@@ -68,6 +71,11 @@ def test_scalars_resolve_as_yaml_1_2(text: str, value: dict[str, Any]) -> None:
         ),
         ("a: !!int x\n", [Problem("a", "'x' is not a valid !!int value", 1)]),
         ("a: !custom 1\n", [Problem("a", "unsupported YAML tag !custom", 1)]),
+        ("a: !!null x\n", [Problem("a", "'x' is not a valid !!null value", 1)]),
+        ("a: !!bool yes\n", [Problem("a", "'yes' is not a valid !!bool value", 1)]),
+        ("a: !!float abc\n", [Problem("a", "'abc' is not a valid !!float value", 1)]),
+        ("a: !!str {b: 1}\n", [Problem("a", "unsupported YAML tag !!str", 1)]),
+        ("a: !!map [1]\n", [Problem("a", "unsupported YAML tag !!map", 1)]),
         ("a: !!binary aGk=\n", [Problem("a", "unsupported YAML tag !!binary", 1)]),
         ("a: !!set {x}\n", [Problem("a", "unsupported YAML tag !!set", 1)]),
         ("a: 1\n---\nb: 2\n", [Problem("", "the file holds several YAML documents; give one")]),
@@ -103,6 +111,11 @@ def test_syntax_errors_are_located(text: str, line: int, column: int) -> None:
         True,
     )
     assert problem.message.endswith(f"(column {column})")
+
+
+def test_nan_reads_as_nan() -> None:
+    value, problems = read("a: .NaN\n")
+    assert (math.isnan(value["a"]), problems) == (True, [])
 
 
 def test_lines_are_kept_for_every_path() -> None:
