@@ -31,6 +31,11 @@ PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 def load_project(
     text: str, *, file: str = "compose.yaml", environment: Mapping[str, str] = {}
 ) -> ComposeProject:
+    """The typed project, with warnings for what Kubernetes ignores.
+
+    Raises ComposeError listing every problem in file order; nothing else escapes.
+    `environment` alone feeds `${VAR}` interpolation (never the operator's own environment).
+    """
     report = Report()
     document = yamlload.read(text, report)
     if report.problems:
