@@ -125,7 +125,8 @@ save_archive() {
 }
 
 image_size() {
-	pod image inspect --format '{{.Size}}' "$1" | awk '{printf "%.0f MB", $1 / 1000000}'
+	{ pod image inspect --format '{{.Size}}' "$1" 2>/dev/null || echo -1; } |
+		awk '{ if ($1 < 0) print "(not loaded)"; else printf "%.0f MB\n", $1 / 1000000 }'
 }
 
 # podman build of CONTAINERFILE in CONTEXT as REF, labelled with its input hash. RUN steps get
