@@ -112,7 +112,8 @@ class FakeApi:
                 continue
             labels = obj.get("metadata", {}).get("labels", {})
             if all(labels.get(k) == v for k, v in wanted.items()):
-                found.append(obj)
+                # Like the API server: list items carry no apiVersion or kind.
+                found.append({k: v for k, v in obj.items() if k not in ("apiVersion", "kind")})
         return found
 
     def apply(self, resource: Resource, body: Manifest) -> Manifest:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import kopf
@@ -39,7 +40,8 @@ def registry(controller: RecordingController) -> kopf.OperatorRegistry:
 
 
 def call(handler: Any, **kwargs: Any) -> Any:
-    return handler.fn(**kwargs)
+    result = handler.fn(**kwargs)
+    return asyncio.run(result) if asyncio.iscoroutine(result) else result
 
 
 def watching(registry: kopf.OperatorRegistry) -> dict[str, Any]:

@@ -197,6 +197,16 @@ def test_second_identical_reconcile_sends_no_writes(api: FakeApi, reconciler: Re
     assert report.result == "unchanged"
 
 
+def test_a_resync_without_drift_sends_no_writes(api: FakeApi, reconciler: Reconciler) -> None:
+    api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE))
+    reconciler.reconcile(NS, APP)
+    api.clear()
+
+    reconciler.reconcile(NS, APP, check_drift=True)
+
+    assert api.writes() == []
+
+
 def test_becoming_available_writes_status_and_a_ready_event_only(
     api: FakeApi, reconciler: Reconciler
 ) -> None:

@@ -7,6 +7,9 @@ kopf's own finalizer to every ComposeApp. Event handlers write nothing, so the o
 are the reconciler's own, and steady state sends none. The initial listing of a watch
 delivers every existing object as an event, which covers resuming after a restart.
 
+Event handlers are coroutines: they run on the event loop, where the queue lives (kopf runs
+plain functions in worker threads).
+
 Triggers, all ending in a reconcile of one app (namespace, name):
 - a ComposeApp event (created, changed, listed at start, being deleted);
 - a ConfigMap event for a ConfigMap some app reads through `composeFrom` (an index);
@@ -44,7 +47,7 @@ def register(
     """Register every handler on `registry`; with `validation`, the admission handler too."""
 
     @kopf.on.event(*COMPOSE_APPS, id="compose-app-event", registry=registry)
-    def compose_app_event(type: str, namespace: str | None, name: str, **_: Any) -> None:
+    async def compose_app_event(type: str, namespace: str | None, name: str, **_: Any) -> None:
         key = (namespace or "", name)
         if type == "DELETED":
             controller.app_deleted(key)
@@ -60,7 +63,7 @@ def register(
         return {(namespace or "", ref["name"]): name} if ref.get("name") else None
 
     @kopf.on.event("", "v1", "configmaps", id="config-map-event", registry=registry)
-    def config_map_event(namespace: str | None, name: str, **indexes: Any) -> None:
+    async def config_map_event(namespace: str | None, name: str, **indexes: Any) -> None:
         sources: kopf.Index[tuple[str, str], str] = indexes["compose_sources"]
         for app in sources.get((namespace or "", name), []):
             controller.trigger((namespace or "", app))
@@ -78,7 +81,7 @@ def register(
             annotations=annotations,
             registry=registry,
         )
-        def marked_object_event(namespace: str | None, meta: kopf.Meta, **_: Any) -> None:
+        async def marked_object_event(namespace: str | None, meta: kopf.Meta, **_: Any) -> None:
             controller.trigger((namespace or "", meta[where][key]))
 
     on_marked("apps", "v1", "deployments", "labels", APP_LABEL)
@@ -86,6 +89,11 @@ def register(
     on_marked("", "v1", "persistentvolumeclaims", "labels", APP_LABEL)
     on_marked("apps", "v1", "deployments", "annotations", OPT_IN_ANNOTATION)
     on_marked("apps", "v1", "deployments", "annotations", BOUND_BY_ANNOTATION)
+
+    @kopf.on.login(id="login", registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # An explicit registry does not carry kopf's default login handlers.
+        return kopf.login_via_client(**kwargs)
 
     resync: list[asyncio.Task[None]] = []
 

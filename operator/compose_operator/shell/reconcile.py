@@ -235,7 +235,9 @@ class Reconciler:
         live: dict[tuple[str, str], Manifest] = {}
         for resource in self.owned_kinds:
             for obj in self.api.list(resource, namespace):
-                live[resource.kind, obj["metadata"]["name"]] = {"kind": resource.kind, **obj}
+                # List items carry no apiVersion/kind; put them back so bodies compare.
+                typed = {**obj, "apiVersion": resource.api_version, "kind": resource.kind}
+                live[resource.kind, obj["metadata"]["name"]] = typed
         return live
 
     def _execute(

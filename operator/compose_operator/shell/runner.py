@@ -115,8 +115,9 @@ def setup_logging(log_format: str, *, verbose: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    for noisy in ("kubernetes", "urllib3", "aiohttp.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    for noisy in ("kubernetes", "urllib3", "aiohttp.access", "kopf.objects"):
+        # kopf.objects says "Handler succeeded" for every watch event; our reconcile logs say more.
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 def main(argv: Sequence[str]) -> int:
