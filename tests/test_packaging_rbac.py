@@ -1,4 +1,5 @@
-"""The operator's RBAC, in the kustomize manifests and in the Helm chart, is the contract list.
+"""The operator's RBAC, in the kustomize manifests and in the Helm chart, is the contract list
+plus the one grant kopf's managed webhooks add (see KOPF_MUTATING_CONFIGURATION).
 
 Least privilege cuts both ways: a grant beyond the list is a permission nobody reviewed, and a
 missing one breaks the operator only in a real cluster. Both fail here.
@@ -9,11 +10,11 @@ from __future__ import annotations
 import yaml
 
 from test_packaging_support import (
-    CONTRACT,
     CONTRACT_DISCOVERY,
     CONTRACT_NAMESPACED,
-    CONTRACT_WEBHOOK,
     MANIFESTS,
+    OPERATOR_GRANTS,
+    WEBHOOK,
     grants_of,
     helm_template,
     objects_of_kind,
@@ -21,9 +22,9 @@ from test_packaging_support import (
 )
 
 
-def test_manifests_cluster_role_is_the_contract() -> None:
+def test_manifests_cluster_role_is_what_the_operator_uses() -> None:
     objects = list(yaml.safe_load_all((MANIFESTS / "rbac.yaml").read_text()))
-    assert grants_of(one_object(objects, "ClusterRole")) == CONTRACT
+    assert grants_of(one_object(objects, "ClusterRole")) == OPERATOR_GRANTS
 
 
 def test_manifests_bind_the_role_to_the_operator_service_account() -> None:
@@ -39,9 +40,9 @@ def test_manifests_bind_the_role_to_the_operator_service_account() -> None:
     ]
 
 
-def test_chart_cluster_scope_is_the_contract() -> None:
+def test_chart_cluster_scope_is_what_the_operator_uses() -> None:
     objects = helm_template()
-    assert grants_of(one_object(objects, "ClusterRole")) == CONTRACT
+    assert grants_of(one_object(objects, "ClusterRole")) == OPERATOR_GRANTS
     assert objects_of_kind(objects, "Role") == []
     binding = one_object(objects, "ClusterRoleBinding")
     assert binding["subjects"] == [
@@ -51,14 +52,14 @@ def test_chart_cluster_scope_is_the_contract() -> None:
 
 def test_chart_without_webhook_drops_only_the_webhook_grant() -> None:
     objects = helm_template("--set", "webhook.enabled=false")
-    assert grants_of(one_object(objects, "ClusterRole")) == CONTRACT - CONTRACT_WEBHOOK
+    assert grants_of(one_object(objects, "ClusterRole")) == OPERATOR_GRANTS - WEBHOOK
 
 
 def test_chart_namespace_scope_grants_per_namespace() -> None:
     objects = helm_template(
         "--set", "rbac.scope=namespace", "--set", "watchNamespaces={team-a,team-b}"
     )
-    assert grants_of(one_object(objects, "ClusterRole")) == CONTRACT_DISCOVERY | CONTRACT_WEBHOOK
+    assert grants_of(one_object(objects, "ClusterRole")) == CONTRACT_DISCOVERY | WEBHOOK
     roles = objects_of_kind(objects, "Role")
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     assert all(grants_of(role) == CONTRACT_NAMESPACED for role in roles)

@@ -53,7 +53,20 @@ CONTRACT_WEBHOOK: frozenset[Grant] = frozenset(
         ["get", "list", "watch", "create", "patch"],
     )
 )
+KOPF_MUTATING_CONFIGURATION: frozenset[Grant] = frozenset(
+    _grants(
+        ["admissionregistration.k8s.io"], ["mutatingwebhookconfigurations"], ["create", "patch"]
+    )
+)
+"""Beyond the contract's list, with the webhook on: kopf's managed admission always creates and
+patches a MutatingWebhookConfiguration beside the validating one (empty here), and exits the
+operator when refused. Measured against the e2e control plane with the operator running as
+its ServiceAccount: `APIForbiddenError: ... cannot create resource
+"mutatingwebhookconfigurations"`, then the operator stopped."""
+WEBHOOK = CONTRACT_WEBHOOK | KOPF_MUTATING_CONFIGURATION
 CONTRACT = CONTRACT_NAMESPACED | CONTRACT_DISCOVERY | CONTRACT_WEBHOOK
+OPERATOR_GRANTS = CONTRACT | KOPF_MUTATING_CONFIGURATION
+"""Everything the operator with its default webhook needs: the contract and kopf's addition."""
 NETWORK_POLICY_GRANTS: frozenset[Grant] = frozenset(
     _grants(
         ["networking.k8s.io"],

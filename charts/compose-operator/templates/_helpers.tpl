@@ -104,5 +104,10 @@ manifests' ClusterRole (tests/test_packaging_rbac.py pins both to one list).
 - apiGroups: [admissionregistration.k8s.io]
   resources: [validatingwebhookconfigurations]
   verbs: [get, list, watch, create, patch]
+# kopf's managed webhooks also create and patch a MutatingWebhookConfiguration of the same
+# name (left empty: the operator mutates nothing); refused, kopf stops the operator.
+- apiGroups: [admissionregistration.k8s.io]
+  resources: [mutatingwebhookconfigurations]
+  verbs: [create, patch]
 {{- end }}
 {{- end }}
