@@ -15,6 +15,7 @@ from compose_operator.shell.reconcile import (
     FINALIZER,
     HASH_ANNOTATION,
     Reconciler,
+    is_subset,
     real_core,
 )
 from shell_fakes import FakeApi, Request
@@ -391,6 +392,7 @@ def test_an_opted_in_deployment_gets_only_env_under_a_finalizer(
     assert original["metadata"]["annotations"]["owner"] == "helm"
     api.clear()
     reconciler.reconcile(NS, APP)
+    reconciler.reconcile(NS, APP, check_drift=True)
     assert api.writes() == []
 
 
@@ -580,3 +582,26 @@ def test_unschedulable_and_crashing_models_say_why(api: FakeApi, reconciler: Rec
         "compose-operator.io/app=chat,compose-operator.io/model=embed",
         "compose-operator.io/app=chat,compose-operator.io/model=llm",
     ]
+
+
+@pytest.mark.parametrize(
+    ("desired", "live", "expected"),
+    [
+        ({"a": 1}, {"a": 1, "b": 2}, True),
+        ({"a": 1}, {"a": 2}, False),
+        ({"a": {"b": 1}}, {"a": {}}, False),
+        (["x", "y"], ["x", "y"], True),
+        (["x", "y"], ["y", "x"], False),
+        (["x"], ["x", "y"], False),
+        (
+            [{"name": "E", "value": "1"}],
+            [{"name": "K", "value": "0"}, {"name": "E", "value": "1"}],
+            True,
+        ),
+        ([{"name": "E", "value": "1"}], [{"name": "E", "value": "2"}], False),
+        ([{"name": "E", "value": "1"}], [], False),
+        ([{"containerPort": 80}], [{"containerPort": 80, "protocol": "TCP"}], True),
+    ],
+)
+def test_is_subset(desired: Any, live: Any, expected: bool) -> None:
+    assert is_subset(desired, live) is expected

@@ -119,11 +119,25 @@ def owned_body(obj: Manifest, app: Manifest) -> Manifest:
     return with_hash(body)
 
 
+def _named(items: list[Any]) -> bool:
+    return all(isinstance(item, Mapping) and "name" in item for item in items)
+
+
 def is_subset(desired: Any, live: Any) -> bool:
-    """Whether every field we set has the same value live; extra live fields are defaults."""
+    """Whether every field we set has the same value live.
+
+    Extra live fields are server defaults or other managers' fields, which an apply would not
+    change either; lists of named items (containers, env, ports) are matched by name for the
+    same reason.
+    """
     if isinstance(desired, Mapping):
         return isinstance(live, Mapping) and all(
             key in live and is_subset(value, live[key]) for key, value in desired.items()
+        )
+    if isinstance(desired, list) and desired and _named(desired) and isinstance(live, list):
+        by_name = {item.get("name"): item for item in live if isinstance(item, Mapping)}
+        return all(
+            item["name"] in by_name and is_subset(item, by_name[item["name"]]) for item in desired
         )
     if isinstance(desired, list):
         return (
