@@ -214,4 +214,7 @@ main() {
 	progress "done"
 }
 
-main "$@"
+# Sourced (by push.sh) it only defines the functions.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+	main "$@"
+fi
