@@ -34,7 +34,7 @@ unit: deps
 e2e: deps cluster-build
 	$(PY)/pytest e2e -m "e2e and not realnode"
 
-test: lint unit e2e
+test: deps cluster-build lint unit e2e
 
 bench: deps
 	$(PY)/python benchmarks/render_bench.py
