@@ -124,3 +124,12 @@ def test_the_admission_handler_refuses_with_messages(registry: kopf.OperatorRegi
         )
         is None
     )
+
+
+def test_the_admission_handler_never_blocks_a_deletion(registry: kopf.OperatorRegistry) -> None:
+    (validate,) = registry._webhooks.get_all_handlers()
+    assert sorted(validate.operations) == ["CREATE", "UPDATE"]
+    assert validate.ignore_failures
+    bad = {"compose": "models:\n  llm:\n    context_size: many\n"}
+    leaving = {"deletionTimestamp": "2026-11-29T10:00:00Z"}
+    assert call(validate, spec=bad, namespace="ns", name="chat", meta=leaving) is None

@@ -113,10 +113,20 @@ def register(
 
 
 def _register_validation(registry: kopf.OperatorRegistry, core: Core, settings: Settings) -> None:
-    @kopf.on.validate(*COMPOSE_APPS, id="validate-compose", registry=registry)
+    # Creates and updates only: a delete is never refused. Failures are ignored (the reconciler
+    # reports invalid Compose anyway), so an operator that is down never blocks edits.
+    @kopf.on.validate(
+        *COMPOSE_APPS,
+        id="validate-compose",
+        operations=["CREATE", "UPDATE"],
+        ignore_failures=True,
+        registry=registry,
+    )
     def validate_compose(
         spec: kopf.Spec, namespace: str | None, name: str, meta: kopf.Meta, **_: Any
     ) -> None:
+        if meta.get("deletionTimestamp"):
+            return  # finalizer removal on the way out is never refused
         app = name or str(meta.get("generateName", "")).rstrip("-") or "app"
         problems = webhook.refusals(
             dict(spec), namespace=namespace or "default", name=app, core=core, settings=settings
