@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
+from realnode_support import RealNode, RealNodeUnavailable, running_realnode
+
 E2E_DIR = Path(__file__).resolve().parent
 CLUSTER_SCRIPT = E2E_DIR / "cluster" / "cluster.sh"
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
@@ -210,3 +212,20 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
     cluster.kubectl("-n", name, "wait", "--for=create", "serviceaccount/default", "--timeout=30s")
     yield name
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+# realnode: the real node beside the kwok nodes (e2e/realnode/node.sh, e2e/realnode_support.py)
+@pytest.fixture(scope="session")
+def realnode(cluster: Cluster) -> Iterator[RealNode]:
+    """The real node joined to the suite's cluster: reused when up, else started and stopped.
+
+    Tests that use it are skipped where it cannot run (not root, Debian packages missing).
+    """
+    try:
+        with running_realnode(cluster.kubeconfig, cluster.bin_dir) as node:
+            yield node
+    except RealNodeUnavailable as reason:
+        pytest.skip(str(reason))
+
+
+# end realnode
