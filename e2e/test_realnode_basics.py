@@ -16,22 +16,12 @@ from typing import Any
 
 import pytest
 
-from conftest import Cluster
-from realnode_support import RealNode, RealNodeUnavailable, running_realnode
+from realnode_support import RealNode
 
 pytestmark = [pytest.mark.e2e, pytest.mark.realnode]
 
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 BUSYBOX = "localhost/busybox:local"
-
-
-@pytest.fixture(scope="session")
-def realnode(cluster: Cluster) -> Iterator[RealNode]:
-    try:
-        with running_realnode(cluster.kubeconfig, cluster.bin_dir) as node:
-            yield node
-    except RealNodeUnavailable as reason:
-        pytest.skip(str(reason))
 
 
 def pod(
