@@ -60,3 +60,26 @@ cluster-down:
 cluster-status:
 	e2e/cluster/cluster.sh status
 # end cluster
+
+# realnode: a real node (kubelet, containerd) beside the kwok nodes (e2e/realnode/); needs root.
+# realnode-up joins the running cluster (make cluster-up first); eval the output of: e2e/realnode/node.sh env
+.PHONY: realnode-deps realnode-build realnode-up realnode-down realnode-status realnode-test
+
+realnode-deps:
+	e2e/realnode/install-deps.sh
+
+realnode-build: realnode-deps
+	e2e/realnode/build.sh
+
+realnode-up: realnode-build
+	e2e/realnode/node.sh up
+
+realnode-down:
+	e2e/realnode/node.sh down
+
+realnode-status:
+	e2e/realnode/node.sh status
+
+realnode-test: deps cluster-build realnode-build
+	$(PY)/pytest e2e -m realnode
+# end realnode
