@@ -48,7 +48,8 @@ build_base() {
 	[ -n "$mirror" ] || die "base: no bookworm mirror in /etc/apt/sources.list*; set COMPOSE_OPERATOR_DEBIAN_MIRROR"
 	command -v debootstrap >/dev/null || die "base: debootstrap is missing (apt-get install -y debootstrap)"
 	packages=$(grep -v '^#' "$IMAGES_DIR/base/packages.txt" | paste -sd, -)
-	work=$(scratch_dir base-build)
+	scratch_dir base-build
+	work=$SCRATCH
 	progress "base: building $ref (input hash $hash): debootstrap bookworm from $mirror with $packages"
 	run_logged "base: debootstrap" "$LOG_DIR/base-debootstrap.log" \
 		debootstrap --variant=minbase --include="$packages" bookworm "$work/rootfs" "$mirror"
@@ -108,7 +109,8 @@ build_llamacpp() {
 	hash=$(input_hash "$IMAGES_DIR/llamacpp/Containerfile" "$IMAGES_DIR/llamacpp/rootfs.sh" "$wheel" -- \
 		"glibc=$(ldd --version | head -1)")
 	ensure_loaded llamacpp "$ref" "$hash" && return 0
-	stage=$(scratch_dir llamacpp-stage)
+	scratch_dir llamacpp-stage
+	stage=$SCRATCH
 	progress "llamacpp: laying out llama-server and the libraries it loads"
 	"$IMAGES_DIR/llamacpp/rootfs.sh" "$wheel" "$stage/rootfs" >"$LOG_DIR/llamacpp-rootfs.log"
 	cp "$IMAGES_DIR/llamacpp/Containerfile" "$stage/"
@@ -126,7 +128,8 @@ build_uv() {
 	[ -n "$UV_VERSION" ] || die "uv: no ARG UV_IMAGE=...:VERSION in the root Dockerfile"
 	hash=$(uv_hash)
 	ensure_loaded uv "$ref" "$hash" && return 0
-	stage=$(scratch_dir uv-stage)
+	scratch_dir uv-stage
+	stage=$SCRATCH
 	progress "uv: fetching uv $UV_VERSION from PyPI"
 	python3 -m pip download --quiet --no-deps --only-binary :all: --platform manylinux2014_x86_64 \
 		"uv==$UV_VERSION" -d "$stage/wheel"

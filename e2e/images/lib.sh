@@ -26,11 +26,10 @@ remove_scratch() {
 }
 trap remove_scratch EXIT
 
+# Sets SCRATCH to a new scratch directory (not a command substitution: the list must be kept).
 scratch_dir() {
-	local dir
-	dir=$(mktemp -d "$IMAGE_CACHE/$1.XXXXXX")
-	SCRATCH_DIRS+=("$dir")
-	printf '%s\n' "$dir"
+	SCRATCH=$(mktemp -d "$IMAGE_CACHE/$1.XXXXXX")
+	SCRATCH_DIRS+=("$SCRATCH")
 }
 
 # The pinned inputs every recipe builds from.
