@@ -11,9 +11,10 @@
 # Environment:
 #   COMPOSE_E2E_CLUSTER  cluster name (default compose-e2e)
 #   COMPOSE_E2E_STATE    state directory (default .e2e in the repository, which git ignores);
-#                        holds the kwokctl workdir, the admin kubeconfig and cluster.env
+#                        holds the kwokctl workdir (component logs and the audit log under
+#                        kwok/clusters/NAME/logs), the admin kubeconfig, cluster.env, kwokctl.log
 #   COMPOSE_E2E_BIN      bin directory to use instead of running build.sh
-set -euo pipefail
+set -Eeuo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
@@ -26,6 +27,7 @@ cluster_dir="$KWOK_WORKDIR/clusters/$name"
 kubeconfig="$state/kubeconfig"
 env_file="$state/cluster.env"
 audit_log="$cluster_dir/logs/audit.log"
+kwokctl_log="$state/kwokctl.log"
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "cluster.sh: $*"; exit 1; }
@@ -63,7 +65,7 @@ stop_cluster() {
     [[ -d "$cluster_dir" ]] || return 0
     mapfile -t pids < <(cluster_pids)
     if command -v kwokctl >/dev/null; then
-        kwokctl delete cluster --name "$name" --kubeconfig "$kubeconfig" >&2 \
+        kwokctl delete cluster --name "$name" --kubeconfig "$kubeconfig" >>"$kwokctl_log" 2>&1 \
             || log "cluster.sh: kwokctl delete failed; stopping the processes by PID"
     fi
     for pid in "${pids[@]}"; do
@@ -128,11 +130,24 @@ export COMPOSE_E2E_AUDIT_LOG=$audit_log
 EOF
 }
 
+# Keeps what explains the failure, then leaves nothing running.
+fail_up() {
+    trap - ERR
+    rm -rf "$state/failed-logs"
+    cp -r "$cluster_dir/logs" "$state/failed-logs" 2>/dev/null || true
+    tail -n 20 "$kwokctl_log" >&2 || true
+    log "cluster.sh: $name did not come up; see $kwokctl_log and $state/failed-logs/"
+    stop_cluster
+    rm -f "$kubeconfig" "$env_file"
+    exit 1
+}
+
 cmd_up() {
     local bin started config
     bin="$(bin_dir)"
     use_bin_dir "$bin"
     started="$(date +%s)"
+    rm -f "$kwokctl_log"
     if [[ -d "$cluster_dir" ]]; then
         log "cluster.sh: removing the earlier run of $name"
         stop_cluster
@@ -141,20 +156,19 @@ cmd_up() {
     config="$state/kwokctl.yaml"
     write_config "$bin" "$config"
     log "cluster.sh: starting $name (workdir $KWOK_WORKDIR)"
-    if ! kwokctl create cluster --name "$name" --config "$config" --kubeconfig "$kubeconfig" \
-        --wait 120s >&2; then
-        log "cluster.sh: kwokctl create failed; logs are in $cluster_dir/logs"
-        stop_cluster
-        exit 1
-    fi
+    trap fail_up ERR
+    kwokctl create cluster --name "$name" --config "$config" --kubeconfig "$kubeconfig" \
+        --wait 60s >>"$kwokctl_log" 2>&1
+    # kwokctl exits 0 even when its wait for the API server timed out.
+    kubectl --kubeconfig "$kubeconfig" --request-timeout=10s get --raw /readyz >/dev/null
     # kwokctl leaves current-context pointing at the new cluster; keep the file self-contained.
     kubectl --kubeconfig "$kubeconfig" config use-context "kwok-$name" >/dev/null
     kubectl --kubeconfig "$kubeconfig" apply -f "$here/nodes.yaml" >&2
     kubectl --kubeconfig "$kubeconfig" wait --for=condition=Ready node --all --timeout=60s >&2
     # New namespaces need their default ServiceAccount before Pods can be created.
-    until kubectl --kubeconfig "$kubeconfig" -n default get serviceaccount default >/dev/null 2>&1; do
-        sleep 0.2
-    done
+    kubectl --kubeconfig "$kubeconfig" -n default wait --for=create serviceaccount/default \
+        --timeout=60s >/dev/null
+    trap - ERR
     write_env "$bin"
     log "cluster.sh: $name is up in $(($(date +%s) - started)) s"
     cat "$env_file"
