@@ -591,7 +591,16 @@ cmd_up() {
     started="$(now)"
     bin="$(bin_dir)"
     load_cluster
+    # A node left running for an earlier cluster (another API server or CA) starts over.
+    local cluster_id
+    cluster_id="$api_server $(sha256sum <"$ca_file" | cut -c1-16)"
+    if [[ -f "$work/cluster-id" && "$(<"$work/cluster-id")" != "$cluster_id" ]]; then
+        log "node.sh: the cluster changed since $node_name started; restarting it"
+        cmd_down
+        load_cluster
+    fi
     mkdir -p "$work/pids" "$work/logs"
+    printf '%s\n' "$cluster_id" >"$work/cluster-id"
     record_baseline
     step="$(now)"
     setup_network
