@@ -166,6 +166,9 @@ async def serve(args: argparse.Namespace, settings: Settings) -> None:
     operator_settings.posting.enabled = False
     operator_settings.watching.server_timeout = 300
     operator_settings.watching.client_timeout = 330
+    # With named namespaces kopf would list and watch every Namespace (a cluster-wide grant)
+    # only to learn which of them exist; the names given are taken as they are instead.
+    operator_settings.scanning.disabled = bool(args.namespace)
     with tempfile.TemporaryDirectory(prefix="compose-operator-webhook-") as certs:
         if args.webhook:
             operator_settings.admission.server = webhook.build_server(
