@@ -86,7 +86,7 @@ stop_cluster() {
 }
 
 write_config() {
-    local bin="$1" config="$2"
+    local bin="$1" config="$2" node_ip="${COMPOSE_E2E_NODE_IP:-10.250.0.1}"
     cat >"$config" <<EOF
 kind: KwokctlConfiguration
 apiVersion: config.kwok.x-k8s.io/v1alpha1
@@ -103,12 +103,27 @@ options:
   kubectlBinary: $bin/kubectl
   etcdBinary: $bin/etcd
   kwokControllerBinary: $bin/kwok
+  # A real node may join (../realnode/node.sh): pods reach the API server through the
+  # kubernetes Service (first service IP), forwarded from the node address to 127.0.0.1.
+  kubeApiserverCertSANs:
+    - 10.96.0.1
+    - $node_ip
 componentsPatches:
   - name: kube-apiserver
     extraArgs:
       # The default /24 runs out after about 250 Services.
       - key: service-cluster-ip-range
         value: 10.96.0.0/16
+      # For the real node: the kubernetes Service's endpoint, and logs/exec/port-forward
+      # reaching its kubelet by address with a client certificate.
+      - key: advertise-address
+        value: $node_ip
+      - key: kubelet-preferred-address-types
+        value: InternalIP
+      - key: kubelet-client-certificate
+        value: $cluster_dir/pki/admin.crt
+      - key: kubelet-client-key
+        value: $cluster_dir/pki/admin.key
   - name: kwok-controller
     extraArgs:
       # Only the annotated nodes are fake, so a real kubelet may join later (the later flag wins).
