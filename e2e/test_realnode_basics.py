@@ -267,7 +267,6 @@ def test_gpu_pod_with_cloud_selector_lands_on_the_real_node(
             node_selector={
                 "node.kubernetes.io/instance-type": "gpu-small",
                 "topology.kubernetes.io/region": "us-west-2",
-                "type": "real",
             },
             limits={"nvidia.com/gpu": "1"},
         ),
@@ -277,6 +276,18 @@ def test_gpu_pod_with_cloud_selector_lands_on_the_real_node(
 
     assert spec["nodeName"] == realnode.node_name
     assert realnode.logs(namespace, "gpu") == "running\n"
+
+
+def test_kwok_nodes_are_off_limits_to_real_pods_while_the_node_is_up(realnode: RealNode) -> None:
+    nodes = json.loads(realnode.kubectl("get", "nodes", "-o", "json"))["items"]
+    kwok_taint = {"key": "kwok.x-k8s.io/node", "value": "fake", "effect": "NoSchedule"}
+    tainted = {
+        node["metadata"]["name"]: kwok_taint in node["spec"].get("taints", [])
+        for node in nodes
+        if node["metadata"].get("annotations", {}).get("kwok.x-k8s.io/node") == "fake"
+    }
+
+    assert tainted and all(tainted.values()), tainted
 
 
 def test_gpu_pod_beyond_the_advertised_count_stays_pending(

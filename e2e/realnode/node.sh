@@ -31,6 +31,12 @@
 #   COMPOSE_E2E_CLUSTER_CIDR   all pods [10.244.0.0/16]
 #   COMPOSE_E2E_SERVICE_CIDR   must match the API server's [10.96.0.0/16]
 #   COMPOSE_E2E_NODE_GPUS      fake nvidia.com/gpu count [4]
+#   COMPOSE_E2E_NODE_TAINTS    the node's taints, KEY=VALUE:EFFECT,... ["" for none]
+#                              [nvidia.com/gpu=present:NoSchedule]
+#   COMPOSE_E2E_TAINT_KWOK_NODES
+#                              1: while the node is up, the kwok nodes carry the taint
+#                              kwok.x-k8s.io/node=fake:NoSchedule, so that pods meant to run for
+#                              real land here; simulation workloads tolerate it [1]
 #   COMPOSE_E2E_REALNODE_BIN   bin directory to use instead of running build.sh
 set -euo pipefail
 
@@ -44,6 +50,9 @@ pod_cidr="${COMPOSE_E2E_POD_CIDR:-10.244.0.0/24}"
 cluster_cidr="${COMPOSE_E2E_CLUSTER_CIDR:-10.244.0.0/16}"
 service_cidr="${COMPOSE_E2E_SERVICE_CIDR:-10.96.0.0/16}"
 gpus="${COMPOSE_E2E_NODE_GPUS:-4}"
+node_taints="${COMPOSE_E2E_NODE_TAINTS-nvidia.com/gpu=present:NoSchedule}"
+taint_kwok_nodes="${COMPOSE_E2E_TAINT_KWOK_NODES:-1}"
+kwok_taint=kwok.x-k8s.io/node=fake:NoSchedule
 
 # Names of what this script creates on the machine, so that `down` removes exactly those.
 host_link=coe2e0
@@ -457,6 +466,20 @@ print(m["annotations"]["io.containerd.image.name"], m["digest"])' "$archive")
     done
 }
 
+# COMPOSE_E2E_NODE_TAINTS as the KubeletConfiguration's registerWithTaints list.
+taints_yaml() {
+    local taint key value effect
+    [[ -n "$node_taints" ]] || { printf ' []'; return; }
+    IFS=, read -r -a list <<<"$node_taints"
+    for taint in "${list[@]}"; do
+        key="${taint%%=*}"
+        value="${taint#*=}"
+        effect="${value##*:}"
+        value="${value%:*}"
+        printf '\n  - key: %s\n    value: "%s"\n    effect: %s' "$key" "$value" "$effect"
+    done
+}
+
 write_kubelet_config() {
     mkdir -p "$work/kubelet/root" "$work/kubelet/pki" "$work/kubelet/pod-logs"
     # Pods with dnsPolicy Default get this file: no resolver beyond the pod itself.
@@ -490,10 +513,7 @@ resolvConf: $work/kubelet/resolv.conf
 podLogsDir: $work/kubelet/pod-logs
 podCIDR: $pod_cidr
 registerNode: true
-registerWithTaints:
-  - key: nvidia.com/gpu
-    value: present
-    effect: NoSchedule
+registerWithTaints:$(taints_yaml)
 serializeImagePulls: false
 # Images imported with ctr and also pulled under a registry name share an image ID; the default
 # policy then refuses the imported name to pods with imagePullPolicy Never.
@@ -532,6 +552,28 @@ advertise_gpus() {
     kubectl patch node "$node_name" --subresource=status --type=merge \
         -p "{\"status\":{\"capacity\":{\"nvidia.com/gpu\":\"$gpus\"},\"allocatable\":{\"nvidia.com/gpu\":\"$gpus\"}}}" \
         >/dev/null
+}
+
+# The kwok nodes (annotation kwok.x-k8s.io/node=fake).
+kwok_nodes() {
+    kubectl get nodes -o json | python3 -c '
+import json, sys
+for node in json.load(sys.stdin)["items"]:
+    if node["metadata"].get("annotations", {}).get("kwok.x-k8s.io/node") == "fake":
+        print(node["metadata"]["name"])'
+}
+
+# While the real node is up, pods that must really run keep off the kwok nodes.
+set_kwok_taint() {
+    local action="$1" name
+    [[ "$taint_kwok_nodes" == 1 ]] || return 0
+    for name in $(kwok_nodes); do
+        if [[ "$action" == add ]]; then
+            kubectl taint nodes "$name" "$kwok_taint" --overwrite >/dev/null
+        else
+            kubectl taint nodes "$name" "${kwok_taint%%=*}:NoSchedule-" >/dev/null 2>&1 || true
+        fi
+    done
 }
 
 start_kube_proxy() {
@@ -613,6 +655,7 @@ cmd_up() {
     start_kubelet
     wait_node_ready
     advertise_gpus
+    set_kwok_taint add
     log "node.sh: Node $node_name Ready in $(elapsed "$step") s"
     step="$(now)"
     start_kube_proxy
@@ -637,6 +680,7 @@ cmd_down() {
     if (load_cluster) 2>/dev/null; then
         load_cluster
         kubectl delete node "$node_name" --wait=false >/dev/null 2>&1 || true
+        set_kwok_taint remove
     fi
     stop 10 kubelet kube-proxy
     if pid_of containerd >/dev/null; then
