@@ -203,8 +203,12 @@ def condition(app: dict[str, Any], kind: str) -> dict[str, Any]:
     return {}
 
 
-def env_of(deployment: dict[str, Any], container: int = 0) -> dict[str, str]:
-    containers = deployment["spec"]["template"]["spec"]["containers"]
+def env_of(workload: dict[str, Any], container: int = 0) -> dict[str, str]:
+    """The literal env of a Pod's or a Deployment's container."""
+    spec = workload["spec"]
+    containers = (
+        spec["containers"] if workload["kind"] == "Pod" else spec["template"]["spec"]["containers"]
+    )
     return {e["name"]: e.get("value", "") for e in containers[container].get("env", [])}
 
 

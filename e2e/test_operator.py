@@ -45,7 +45,7 @@ def apply_app(cluster: Any, namespace: str, text: str, name: str = APP, **spec: 
 
 
 def get(cluster: Any, namespace: str, kind: str, name: str) -> dict[str, Any]:
-    return cluster.get_json("-n", namespace, kind, name)
+    return cluster.get_json("-n", namespace, kind, name, "--show-managed-fields")
 
 
 def exists(cluster: Any, namespace: str, kind: str, name: str) -> bool:
@@ -90,7 +90,11 @@ SEED_EXPECTATIONS = {
     },
     "config-options.yaml": {
         "models": {"llm": "ai/smollm2"},
-        "services": {"chat-app": {"LLM_URL": "llm", "LLM_MODEL": "ai/smollm2"}},
+        "services": {"app": {"LLM_URL": "llm", "LLM_MODEL": "ai/smollm2"}},
+        "args": {
+            "llm": ["--ctx-size", "4096", "--alias", "ai/smollm2"],
+            "llm-tail": ["--temp", "0.1", "--top-k", "1", "--reasoning-budget=0"],
+        },
     },
     "short-syntax.yaml": {
         "models": {"llm": "ai/smollm2", "embedding-model": "ai/all-minilm"},
@@ -144,6 +148,12 @@ def test_seed_example_runs_models_on_gpu_nodes_and_wires_services(
         engine = pod["spec"]["containers"][0]
         assert engine["resources"]["limits"]["nvidia.com/gpu"] == "1"
         assert reference in engine["args"]
+        args = engine["args"]
+        if key in expected.get("args", {}):
+            wanted = expected["args"][key]
+            assert any(args[i : i + len(wanted)] == wanted for i in range(len(args))), args
+        if f"{key}-tail" in expected.get("args", {}):
+            assert args[-len(expected["args"][f"{key}-tail"]) :] == expected["args"][f"{key}-tail"]
         node = cluster.get_json("node", pod["spec"]["nodeName"])
         assert node["status"]["capacity"].get("nvidia.com/gpu") == "8"
 
