@@ -102,16 +102,20 @@ yaml.safe_dump_all(docs, sys.stdout)' \
     .venv/bin/compose-operator convert -f "$example" --name "$app_name" --namespace "$app_namespace" \
         | kubectl apply -f -
 
-    step "Waiting for Ready"
-    local ready="" deadline=$((SECONDS + 180))
+    step "Waiting for Ready (a line when the status changes, else every 10 s)"
+    local ready="" message="" shown="" last_shown=0 deadline=$((SECONDS + 180))
     while ((SECONDS < deadline)); do
         ready="$(kubectl -n "$app_namespace" get capp "$app_name" \
             -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null || true)"
         message="$(kubectl -n "$app_namespace" get capp "$app_name" \
             -o jsonpath='{.status.conditions[?(@.type=="Ready")].message}' 2>/dev/null || true)"
-        printf '  [%3ds] Ready=%s %s\n' "$((SECONDS - started))" "${ready:-?}" "$message"
+        if [[ "$ready $message" != "$shown" ]] || ((SECONDS - last_shown >= 10)); then
+            printf '  [%3ds] Ready=%s %s\n' "$((SECONDS - started))" "${ready:-?}" "$message"
+            shown="$ready $message"
+            last_shown=$SECONDS
+        fi
         [[ "$ready" == "True" ]] && break
-        sleep 2
+        sleep 1
     done
     [[ "$ready" == "True" ]] || { echo "the app did not become Ready; see $operator_log" >&2; exit 1; }
 

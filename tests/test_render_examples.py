@@ -128,7 +128,6 @@ def test_cloud_labels_select_the_profile_and_the_region() -> None:
 def test_chat_app() -> None:
     result = render("chat-app.yaml")
     assert [(o["kind"], o["metadata"]["name"]) for o in result.objects] == [
-        ("PersistentVolumeClaim", "chat-embeddings-cache"),
         ("Service", "chat-chat-model"),
         ("Service", "chat-embeddings"),
         ("Service", "web"),
@@ -163,10 +162,7 @@ def test_chat_app() -> None:
         GPU,
         {"key": "gpu-small", "operator": "Exists", "effect": "NoSchedule"},
     ]
-    assert embeddings["volumes"][0] == {
-        "name": "models",
-        "persistentVolumeClaim": {"claimName": "chat-embeddings-cache"},
-    }
+    assert embeddings["volumes"][0] == {"name": "models", "emptyDir": {"sizeLimit": "20Gi"}}
 
     web = pod(result, "web")["containers"][0]
     assert (web["image"], web["ports"]) == (
