@@ -64,6 +64,9 @@ def test_helm_install_creates_a_working_release(cluster: Any, namespace: str) ->
 
 
 def test_kustomize_base_is_accepted_by_the_api_server(cluster: Any) -> None:
+    # A server-side dry run persists nothing, so the base's own Namespace does not exist for
+    # the namespaced objects that follow it; create it as a first apply would have.
+    cluster.kubectl("create", "namespace", "compose-operator", check=False)
     result = cluster.kubectl("apply", "-k", str(REPO / "manifests"), "--dry-run=server")
     assert "deployment.apps/compose-operator" in result.stdout, result.stdout
     assert "customresourcedefinition.apiextensions.k8s.io/composeapps.compose-operator.io" in (
