@@ -76,8 +76,8 @@ def _command_render(args: argparse.Namespace) -> int:
     from compose_operator.errors import ComposeError
     from compose_operator.settings import Settings, load_settings
 
-    text, file = _read_source(args.file)
     environment = _parse_env_pairs(args.env, args.env_file)
+    text, file = _read_source(args.file)
     try:
         settings = (
             load_settings(args.config.read_text(), file=str(args.config))
@@ -106,17 +106,18 @@ def _command_convert(args: argparse.Namespace) -> int:
     from compose_operator import compose
     from compose_operator.errors import ComposeError
 
+    environment = _parse_env_pairs(args.env, [])
     text, file = _read_source(args.file)
     try:
-        compose.load_project(text, file=file, environment=_parse_env_pairs(args.env, []))
+        compose.load_project(text, file=file, environment=environment)
     except ComposeError as error:
         return _print_problems(error)
     metadata: dict[str, str] = {"name": args.name}
     if args.namespace:
         metadata["namespace"] = args.namespace
     spec: dict[str, Any] = {"compose": text}
-    if args.env:
-        spec["environment"] = _parse_env_pairs(args.env, [])
+    if environment:
+        spec["environment"] = environment
     app = {
         "apiVersion": "compose-operator.io/v1alpha1",
         "kind": "ComposeApp",
