@@ -29,7 +29,9 @@ record() {
     ip -o addr show | awk '{print $2, $3, $4}' | LC_ALL=C sort >"$dir/addresses"
     awk '{print $5}' /proc/self/mountinfo | LC_ALL=C sort >"$dir/mounts"
     sysctl -a 2>/dev/null | grep -Ev "$volatile_sysctls" | LC_ALL=C sort >"$dir/sysctls" || true
-    ps -eo comm= | grep -E "$node_processes" | LC_ALL=C sort >"$dir/processes" || true
+    # Zombies hold nothing but a PID until this machine's init reaps them (it may take a second).
+    ps -eo stat=,comm= | awk '$1 !~ /^Z/ {print $2}' | grep -E "$node_processes" | LC_ALL=C sort \
+        >"$dir/processes" || true
     find /sys/fs/cgroup -maxdepth 3 -type d \( -name 'kubepods*' -o -name k8s.io \) 2>/dev/null \
         | LC_ALL=C sort >"$dir/cgroups" || true
     for path in /run/containerd /var/lib/cni /var/lib/kubelet /var/lib/kubelet/device-plugins \

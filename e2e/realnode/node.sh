@@ -124,7 +124,8 @@ stop() {
     # Until the processes are gone (reaped), not just signalled.
     for pid in "${pids[@]}"; do
         for _ in {1..50}; do
-            [[ -e "/proc/$pid" ]] || break
+            # Gone, or a zombie waiting for its reaper: either way it runs no more.
+            [[ -e "/proc/$pid" && "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]] || break
             sleep 0.1
         done
     done
@@ -216,33 +217,42 @@ iptables_chains() {
 nft_tables() { nft list tables 2>/dev/null | LC_ALL=C sort || true; }
 
 # Removes the chains that were not in the baseline and carry a prefix the node's parts use:
-# flush them (dropping the jumps between them), delete the jumps to them from the other chains,
-# then delete them.
+# flushes them, deletes the jumps to them from the other chains, then deletes them; one
+# iptables-restore --noflush transaction per binary.
 remove_new_chains() {
-    local binary table chain rule
+    local binary
     local -a new=()
     mapfile -t new < <(iptables_chains | LC_ALL=C comm -23 - "$work/baseline/chains" \
         | awk '$3 ~ /^(KUBE-|CNI-|COE2E-)/')
     ((${#new[@]} > 0)) || return 0
-    for entry in "${new[@]}"; do
-        read -r binary table chain <<<"$entry"
-        "$binary" -w -t "$table" -F "$chain" 2>/dev/null || true
-    done
-    printf '%s\n' "${new[@]}" | awk '{print $1, $2}' | sort -u | while read -r binary table; do
-        "$binary-save" -t "$table" 2>/dev/null \
-            | awk -v chains="$(printf '%s\n' "${new[@]}" | awk -v b="$binary" -v t="$table" \
-                '$1 == b && $2 == t {print $3}')" '
-                BEGIN { n = split(chains, list, "\n"); for (i = 1; i <= n; i++) new[list[i]] = 1 }
-                /^-A / { for (i = 3; i < NF; i++) if (($i == "-j" || $i == "-g") && ($(i + 1) in new)) { print; next } }' \
-            | while read -r rule; do
-                eval "set -- $rule"
-                shift
-                "$binary" -w -t "$table" -D "$@" 2>/dev/null || true
-            done
-    done
-    for entry in "${new[@]}"; do
-        read -r binary table chain <<<"$entry"
-        "$binary" -w -t "$table" -X "$chain" 2>/dev/null || true
+    for binary in iptables ip6tables; do
+        printf '%s\n' "${new[@]}" | grep -q "^$binary " || continue
+        "$binary-save" 2>/dev/null | awk -v binary="$binary" -v chains="$(printf '%s\n' "${new[@]}")" '
+            BEGIN {
+                n = split(chains, lines, "\n")
+                for (i = 1; i <= n; i++) {
+                    split(lines[i], f, " ")
+                    if (f[1] == binary) new[f[2] " " f[3]] = 1
+                }
+            }
+            /^\*/ { table = substr($0, 2); jumps = ""; next }
+            /^-A / {
+                if ((table " " $2) in new) next
+                for (i = 3; i < NF; i++)
+                    if (($i == "-j" || $i == "-g") && ((table " " $(i + 1)) in new)) {
+                        jumps = jumps "-D" substr($0, 3) "\n"
+                        break
+                    }
+                next
+            }
+            /^COMMIT/ {
+                flushes = ""; deletes = ""
+                for (key in new) {
+                    split(key, k, " ")
+                    if (k[1] == table) { flushes = flushes "-F " k[2] "\n"; deletes = deletes "-X " k[2] "\n" }
+                }
+                if (flushes != "") printf "*%s\n%s%s%sCOMMIT\n", table, flushes, jumps, deletes
+            }' | "$binary-restore" -w --noflush || log "node.sh: could not remove every new $binary chain"
     done
 }
 
@@ -565,15 +575,16 @@ for node in json.load(sys.stdin)["items"]:
 
 # While the real node is up, pods that must really run keep off the kwok nodes.
 set_kwok_taint() {
-    local action="$1" name
+    local action="$1"
     [[ "$taint_kwok_nodes" == 1 ]] || return 0
-    for name in $(kwok_nodes); do
-        if [[ "$action" == add ]]; then
-            kubectl taint nodes "$name" "$kwok_taint" --overwrite >/dev/null
-        else
-            kubectl taint nodes "$name" "${kwok_taint%%=*}:NoSchedule-" >/dev/null 2>&1 || true
-        fi
-    done
+    local -a names
+    mapfile -t names < <(kwok_nodes)
+    ((${#names[@]} > 0)) || return 0
+    if [[ "$action" == add ]]; then
+        kubectl taint nodes "${names[@]}" "$kwok_taint" --overwrite >/dev/null
+    else
+        kubectl taint nodes "${names[@]}" "${kwok_taint%%=*}:NoSchedule-" >/dev/null 2>&1 || true
+    fi
 }
 
 start_kube_proxy() {
@@ -604,10 +615,17 @@ EOF
     wait_for "kube-proxy" 30 curl -fsS http://127.0.0.1:10256/healthz
 }
 
-apply_cluster_addons() {
+# The cluster objects the node brings (addons.yaml with its placeholders filled in).
+cluster_addons() {
     sed -e "s/@NODE_NAME@/$node_name/g" -e "s/@NODE_IP@/$node_ip/g" \
         -e "s/@DNS_SERVICE_IP@/$dns_service_ip/g" -e "s/@REGISTRY_PORT@/$registry_port/g" \
-        "$here/addons.yaml" | kubectl apply --server-side --force-conflicts -f - >/dev/null
+        "$here/addons.yaml"
+}
+
+# Applied once kube-proxy has synced, so that CoreDNS's first calls to the API server through
+# the kubernetes Service succeed (after a failed one its client backs off for up to 30 s).
+apply_cluster_addons() {
+    cluster_addons | kubectl apply --server-side --force-conflicts -f - >/dev/null
     kubectl -n kube-system rollout status deployment/coredns --timeout=60s >/dev/null \
         || die "CoreDNS not ready: $(kubectl -n kube-system get pods -l k8s-app=kube-dns -o wide 2>&1)"
 }
@@ -676,9 +694,15 @@ cmd_down() {
         return 0
     fi
     rm -f "$env_file"
-    # The Node object goes with the cluster; delete it when the cluster outlives the node.
+    # What the node added to the cluster (its addons, its Node and pods, the kwok taints) goes
+    # when the cluster outlives the node.
     if (load_cluster) 2>/dev/null; then
         load_cluster
+        # Pods bound to the node would otherwise wait out the node lifecycle's timeouts when
+        # the node comes back (CoreDNS's rollout took 30 s): their containers go below anyway.
+        kubectl delete pods --all-namespaces --field-selector "spec.nodeName=$node_name" \
+            --force --grace-period=0 --wait=false >/dev/null 2>&1 || true
+        cluster_addons | kubectl delete --ignore-not-found --wait=false -f - >/dev/null 2>&1 || true
         kubectl delete node "$node_name" --wait=false >/dev/null 2>&1 || true
         set_kwok_taint remove
     fi
