@@ -32,25 +32,25 @@ def _grants(groups: Iterable[str], resources: Iterable[str], verbs: Iterable[str
 # The operator-side contract, word for word: what the operator may do, nothing more.
 CONTRACT_NAMESPACED: frozenset[Grant] = frozenset(
     _grants(["compose-operator.io"], ["composeapps"], ["get", "list", "watch", "patch"])
-    | _grants(["compose-operator.io"], ["composeapps/status"], ["get", "patch", "update"])
-    | _grants(["apps"], ["deployments"], ["get", "list", "watch", "create", "patch", "delete"])
+    | _grants(["compose-operator.io"], ["composeapps/status"], ["patch"])
+    | _grants(["apps"], ["deployments"], ["list", "watch", "create", "patch", "delete"])
     | _grants(
         [""],
         ["services", "persistentvolumeclaims"],
-        ["get", "list", "watch", "create", "patch", "delete"],
+        ["list", "watch", "create", "patch", "delete"],
     )
     | _grants([""], ["configmaps"], ["get", "list", "watch"])
-    | _grants([""], ["pods"], ["get", "list", "watch"])
-    | _grants(["", "events.k8s.io"], ["events"], ["create", "patch"])
+    | _grants([""], ["pods"], ["list"])
+    | _grants([""], ["events"], ["create"])
 )
 CONTRACT_DISCOVERY: frozenset[Grant] = frozenset(
-    _grants(["apiextensions.k8s.io"], ["customresourcedefinitions"], ["get", "list", "watch"])
+    _grants(["apiextensions.k8s.io"], ["customresourcedefinitions"], ["list", "watch"])
 )
 CONTRACT_WEBHOOK: frozenset[Grant] = frozenset(
     _grants(
         ["admissionregistration.k8s.io"],
         ["validatingwebhookconfigurations"],
-        ["get", "list", "watch", "create", "patch"],
+        ["create", "patch"],
     )
 )
 KOPF_MUTATING_CONFIGURATION: frozenset[Grant] = frozenset(

@@ -71,21 +71,24 @@ manifests' ClusterRole (tests/test_packaging_rbac.py pins both to one list).
   verbs: [get, list, watch, patch]
 - apiGroups: [compose-operator.io]
   resources: [composeapps/status]
-  verbs: [get, patch, update]
+  verbs: [patch]
 # Model Deployments it owns, and the env patch on Deployments that opted in.
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [get, list, watch, create, patch, delete]
+  verbs: [list, watch, create, patch, delete]
 - apiGroups: [""]
   resources: [services, persistentvolumeclaims]
-  verbs: [get, list, watch, create, patch, delete]
+  verbs: [list, watch, create, patch, delete]
 # Compose text from spec.composeFrom.configMapKeyRef; pods only to say why a model is not ready.
 - apiGroups: [""]
-  resources: [configmaps, pods]
+  resources: [configmaps]
   verbs: [get, list, watch]
-- apiGroups: ["", events.k8s.io]
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list]
+- apiGroups: [""]
   resources: [events]
-  verbs: [create, patch]
+  verbs: [create]
 {{- if .Values.settings.networkPolicies }}
 # Offered models' namespaces get a NetworkPolicy admitting only the namespaces of the offer.
 - apiGroups: [networking.k8s.io]
@@ -98,12 +101,12 @@ manifests' ClusterRole (tests/test_packaging_rbac.py pins both to one list).
 # kopf's resource discovery.
 - apiGroups: [apiextensions.k8s.io]
   resources: [customresourcedefinitions]
-  verbs: [get, list, watch]
+  verbs: [list, watch]
 {{- if .Values.webhook.enabled }}
 # The operator registers its own ValidatingWebhookConfiguration (with its own CA bundle).
 - apiGroups: [admissionregistration.k8s.io]
   resources: [validatingwebhookconfigurations]
-  verbs: [get, list, watch, create, patch]
+  verbs: [create, patch]
 # kopf's managed webhooks also create and patch a MutatingWebhookConfiguration of the same
 # name (left empty: the operator mutates nothing); refused, kopf stops the operator.
 - apiGroups: [admissionregistration.k8s.io]
