@@ -24,8 +24,9 @@ for tool in go gcc python3 dpkg-query; do
     command -v "$tool" >/dev/null || die "$tool is not on PATH (run install-deps.sh)"
 done
 busybox_binary=/bin/busybox
-[[ -x "$busybox_binary" ]] && "$busybox_binary" --list >/dev/null 2>&1 \
-    || die "$busybox_binary is missing (run install-deps.sh)"
+if ! "$busybox_binary" --list >/dev/null 2>&1; then
+    die "$busybox_binary is missing (run install-deps.sh)"
+fi
 
 pinned() {
     local gomod="$1" module="$2" version

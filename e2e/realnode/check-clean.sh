@@ -12,10 +12,12 @@ log() { printf '%s\n' "$*" >&2; }
 die() { log "check-clean.sh: $*"; exit 2; }
 
 # Values that change on their own (counters, random numbers).
-volatile_sysctls='^(fs\.(dentry-state|file-nr|inode-nr|inode-state|aio-nr|quota\.)|kernel\.(random\.|ns_last_pid|pty\.nr)|net\.netfilter\.nf_conntrack_count)'
+volatile_sysctls='^(fs\.(dentry-state|file-nr|inode-nr|inode-state|aio-nr|quota\.)'
+volatile_sysctls+='|kernel\.(random\.|ns_last_pid|pty\.nr)|net\.netfilter\.nf_conntrack_count)'
 
 # The executables a node run starts; any still running afterwards is a leftover.
-node_processes='^(containerd|containerd-shim-runc-v2|containerd-shim|runc|kubelet|kube-proxy|docker-registry|socat|coredns|pause)$'
+node_processes='^(containerd|containerd-shim-runc-v2|containerd-shim|runc|kubelet|kube-proxy'
+node_processes+='|docker-registry|socat|coredns|pause)$'
 
 record() {
     local dir="$1" binary
@@ -66,7 +68,8 @@ case "${1:-}" in
             fi
         done
         if ((status == 0)); then
-            log "check-clean.sh: clean (iptables, nft, links, addresses, mounts, sysctls, processes, cgroups, paths)"
+            log "check-clean.sh: clean (iptables, nft, links, addresses, mounts, sysctls," \
+                "processes, cgroups, paths)"
         else
             log "check-clean.sh: the machine differs from the snapshot (see above)"
         fi

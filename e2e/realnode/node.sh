@@ -53,6 +53,9 @@ gpus="${COMPOSE_E2E_NODE_GPUS:-4}"
 node_taints="${COMPOSE_E2E_NODE_TAINTS-nvidia.com/gpu=present:NoSchedule}"
 taint_kwok_nodes="${COMPOSE_E2E_TAINT_KWOK_NODES:-1}"
 kwok_taint=kwok.x-k8s.io/node=fake:NoSchedule
+# Like the kwok gpu-small nodes in us-west-2 (the seed's cloud-labels example), plus type=real.
+node_labels="node.kubernetes.io/instance-type=gpu-small,topology.kubernetes.io/region=us-west-2"
+node_labels+=",topology.kubernetes.io/zone=us-west-2a,nvidia.com/gpu.present=true,type=real"
 
 # Names of what this script creates on the machine, so that `down` removes exactly those.
 host_link=coe2e0
@@ -210,7 +213,8 @@ record_baseline() {
 iptables_chains() {
     local binary
     for binary in iptables ip6tables; do
-        "$binary-save" 2>/dev/null | awk -v b="$binary" '/^\*/ {t = substr($0, 2)} /^:/ {print b, t, substr($1, 2)}'
+        "$binary-save" 2>/dev/null \
+            | awk -v b="$binary" '/^\*/ {t = substr($0, 2)} /^:/ {print b, t, substr($1, 2)}'
     done | LC_ALL=C sort
 }
 
@@ -249,10 +253,13 @@ remove_new_chains() {
                 flushes = ""; deletes = ""
                 for (key in new) {
                     split(key, k, " ")
-                    if (k[1] == table) { flushes = flushes "-F " k[2] "\n"; deletes = deletes "-X " k[2] "\n" }
+                    if (k[1] != table) continue
+                    flushes = flushes "-F " k[2] "\n"
+                    deletes = deletes "-X " k[2] "\n"
                 }
                 if (flushes != "") printf "*%s\n%s%s%sCOMMIT\n", table, flushes, jumps, deletes
-            }' | "$binary-restore" -w --noflush || log "node.sh: could not remove every new $binary chain"
+            }' | "$binary-restore" -w --noflush \
+            || log "node.sh: could not remove every new $binary chain"
     done
 }
 
@@ -261,7 +268,8 @@ remove_new_chains() {
 remove_new_nft_tables() {
     local family name rules
     LC_ALL=C comm -23 <(nft_tables) "$work/baseline/nft-tables" | while read -r _ family name; do
-        rules="$(nft list table "$family" "$name" 2>/dev/null | awk 'NF > 0 && $1 !~ /^(table|chain|type|policy|})$/' | wc -l)"
+        rules="$(nft list table "$family" "$name" 2>/dev/null \
+            | awk 'NF > 0 && $1 !~ /^(table|chain|type|policy|})$/' | wc -l)"
         if [[ "$name" == kube-proxy || "$rules" == 0 ]]; then
             nft delete table "$family" "$name" 2>/dev/null || true
         fi
@@ -417,7 +425,8 @@ EOF
     # One registry, several names: the node address (host and pods), localhost, and the
     # in-cluster Service name (which the host cannot resolve, so containerd is told where it is).
     for host in "$node_ip:$registry_port" "localhost:$registry_port" \
-        "registry.kube-system.svc.cluster.local:$registry_port" "registry.kube-system.svc:$registry_port"; do
+        "registry.kube-system.svc.cluster.local:$registry_port" \
+        "registry.kube-system.svc:$registry_port"; do
         mkdir -p "$work/certs.d/$host"
         cat >"$work/certs.d/$host/hosts.toml" <<EOF
 server = "http://$node_ip:$registry_port"
@@ -548,7 +557,7 @@ start_kubelet() {
     start kubelet "$bin/kubelet" --config "$work/kubelet/config.yaml" --kubeconfig "$kubeconfig" \
         --root-dir "$work/kubelet/root" --cert-dir "$work/kubelet/pki" \
         --hostname-override "$node_name" --node-ip "$node_ip" \
-        --node-labels "node.kubernetes.io/instance-type=gpu-small,topology.kubernetes.io/region=us-west-2,topology.kubernetes.io/zone=us-west-2a,nvidia.com/gpu.present=true,type=real" \
+        --node-labels "$node_labels" \
         --v=1
 }
 
@@ -559,8 +568,9 @@ wait_node_ready() {
 }
 
 advertise_gpus() {
+    local gpu_entry="\"nvidia.com/gpu\":\"$gpus\""
     kubectl patch node "$node_name" --subresource=status --type=merge \
-        -p "{\"status\":{\"capacity\":{\"nvidia.com/gpu\":\"$gpus\"},\"allocatable\":{\"nvidia.com/gpu\":\"$gpus\"}}}" \
+        -p "{\"status\":{\"capacity\":{$gpu_entry},\"allocatable\":{$gpu_entry}}}" \
         >/dev/null
 }
 
