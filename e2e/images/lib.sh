@@ -124,6 +124,8 @@ save_archive() {
 	pod save -q --format oci-archive -o "$archive.partial" "$ref"
 	mv "$archive.partial" "$archive"
 	find "$IMAGE_CACHE" -maxdepth 1 -name "$name-*.oci.tar" ! -name "$(basename "$archive")" -delete
+	# The image this one replaced is now untagged: free its space (a 6.7 GB vLLM image...).
+	pod image prune -f >/dev/null
 	progress "$name: built $ref ($(image_size "$ref"), archive $(du -h "$archive" | cut -f1))"
 }
 
