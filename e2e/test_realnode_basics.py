@@ -86,6 +86,25 @@ def test_pod_runs_a_real_process_on_the_real_node(realnode: RealNode, namespace:
     assert status["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
 
 
+def test_exec_runs_a_command_in_a_running_container(realnode: RealNode, namespace: str) -> None:
+    realnode.apply(
+        namespace,
+        pod(
+            "shell",
+            "echo ready > /data/state && exec sleep 300",
+            node_selector={"kubernetes.io/hostname": realnode.node_name},
+            restart="Always",
+        ),
+    )
+    realnode.wait_for_condition(namespace, "pod/shell", "Ready")
+
+    output = realnode.kubectl(
+        "-n", namespace, "exec", "shell", "-c", "main", "--", "cat", "/data/state"
+    )
+
+    assert output == "ready\n"
+
+
 def test_init_container_writes_an_empty_dir_that_the_main_container_reads(
     realnode: RealNode, namespace: str
 ) -> None:
