@@ -23,7 +23,10 @@ class PlannedModel:
     service: str
     replicas: int
     source: str = "own"
-    """`own`, or `shared: <ns>/<app>/<model>` when bound to a platform offer."""
+    """`own`, `shared: <ns>/<app>/<model>` when bound to a platform offer, or `refused` when
+    the sharing policy is `require` and no offer matches."""
+    offered: bool = False
+    """This app offers the model to other namespaces (`x-kubernetes.offer`)."""
 
 
 @dataclass(frozen=True)
@@ -58,3 +61,6 @@ class Plan:
     models: tuple[PlannedModel, ...] = ()
     services: tuple[PlannedService, ...] = ()
     warnings: tuple[Warning, ...] = field(default_factory=tuple)
+    refusals: tuple[tuple[str, str], ...] = ()
+    """(model key, why) for models the sharing policy `require` refuses: when there are any,
+    nothing of the app is applied (`objects` and `bindings` are empty)."""

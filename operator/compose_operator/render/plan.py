@@ -7,9 +7,11 @@ user fixes the file in one round trip and nothing is ever half-applied.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from compose_operator import names
+from compose_operator.engines import ENGINES
 from compose_operator.errors import ComposeError, Problem, Warning
 from compose_operator.plan import (
     EnvBinding,
@@ -19,7 +21,7 @@ from compose_operator.plan import (
     PlannedService,
 )
 from compose_operator.project import ComposeProject, Volume
-from compose_operator.render import env, security
+from compose_operator.render import env, security, sharing
 from compose_operator.render.models import build_model_workload
 from compose_operator.render.services import build_service_workload
 from compose_operator.render.volumes import build_volume_claim
@@ -30,6 +32,7 @@ NOT_PATCHED = (
     "not applied: without an image the service runs as an existing Deployment, "
     "which gets only the model variables"
 )
+NOT_SHARED_IGNORED = "ignored: the sharing policy is require, so every model binds to an offer"
 APPLY_ORDER = {"PersistentVolumeClaim": 0, "Service": 1, "Deployment": 2}
 """Claims and Services first, so a Deployment's pods find both when they start."""
 
@@ -41,27 +44,56 @@ def plan(
     namespace: str,
     settings: Settings,
     file: str = "compose.yaml",
+    offers: sharing.SharingInput | None = None,
 ) -> Plan:
+    """With `offers` (what the operator knows of platform offers), models bind to matching
+    offers as the settings' sharing policy says; without (`render` offline), every model
+    runs as the app's own."""
     problems: list[Problem] = []
     warnings: list[Warning] = list(project.warnings)
     # Each object with the Compose path it came from, to name both sides of a clash.
     owned: list[tuple[str, Manifest]] = []
 
+    decision = (
+        sharing.Decision()
+        if offers is None
+        else sharing.decide(
+            project, app=app, namespace=namespace, settings=settings, sharing=offers
+        )
+    )
     endpoints = {
         key: env.model_url(
             names.model(app, key), namespace=namespace, cluster_domain=settings.cluster_domain
         )
         for key in project.models
     }
+    endpoints.update({key: offer.endpoint for key, offer in decision.bindings.items()})
+    offered = {
+        offer.key: offer
+        for offer in sharing.offers_of(project, app=app, namespace=namespace, settings=settings)
+    }
     planned_models: list[PlannedModel] = []
     for key, model in sorted(project.models.items()):
+        path = f"models.{key}"
+        if settings.sharing == "require" and not model.kubernetes.shared:
+            warnings.append(Warning(f"{path}.x-kubernetes.shared", NOT_SHARED_IGNORED))
+        binding = decision.bindings.get(key)
+        if binding is not None or key in decision.refusals:
+            planned_models.append(_not_own(model.key, model.model, binding, endpoints[key]))
+            continue
         workload = build_model_workload(
             model, app=app, namespace=namespace, endpoint=endpoints[key], settings=settings
         )
         problems += workload.problems
         warnings += workload.warnings
-        owned += [(f"models.{key}", manifest) for manifest in workload.objects]
-        if workload.planned is not None:
+        owned += [(path, manifest) for manifest in workload.objects]
+        offer = offered.get(key)
+        if workload.planned is not None and offer is not None:
+            planned_models.append(replace(workload.planned, offered=True))
+            if settings.network_policies:
+                policy = sharing.build_network_policy(offer, port=ENGINES[offer.engine].port)
+                owned.append((f"{path}.x-kubernetes.offer", policy))
+        elif workload.planned is not None:
             planned_models.append(workload.planned)
 
     planned_services: list[PlannedService] = []
@@ -111,12 +143,44 @@ def plan(
     problems += _clashes(owned, bindings)
     if problems:
         raise ComposeError(file, problems)
+    if decision.refusals:
+        return Plan(
+            models=tuple(planned_models),
+            services=tuple(planned_services),
+            warnings=tuple(warnings),
+            refusals=tuple(sorted(decision.refusals.items())),
+        )
     return Plan(
         objects=tuple(sorted((manifest for _, manifest in owned), key=_apply_order)),
         bindings=tuple(bindings),
         models=tuple(planned_models),
         services=tuple(planned_services),
         warnings=tuple(warnings),
+    )
+
+
+def _not_own(key: str, reference: str, offer: sharing.Offer | None, endpoint: str) -> PlannedModel:
+    """A model bound to a platform offer, or refused by the `require` policy: no workload."""
+    if offer is None:
+        return PlannedModel(
+            key=key,
+            model=reference,
+            engine="",
+            endpoint="",
+            deployment="",
+            service="",
+            replicas=0,
+            source="refused",
+        )
+    return PlannedModel(
+        key=key,
+        model=reference,
+        engine=offer.engine,
+        endpoint=endpoint,
+        deployment="",
+        service=offer.service,
+        replicas=0,
+        source=offer.source,
     )
 
 
