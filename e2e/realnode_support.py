@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from typing import Any
 
 E2E_DIR = Path(__file__).resolve().parent
 NODE_SH = E2E_DIR / "realnode" / "node.sh"
+CHECK_CLEAN_SH = E2E_DIR / "realnode" / "check-clean.sh"
 OCI_PY = E2E_DIR / "realnode" / "images" / "oci.py"
 
 
@@ -144,7 +146,10 @@ def check_machine() -> None:
 
 @contextmanager
 def running_realnode(kubeconfig: Path, cluster_bin: Path) -> Iterator[RealNode]:
-    """The real node joined to the given cluster: reused when up, else started and stopped here."""
+    """The real node joined to the given cluster: reused when up, else started and stopped here.
+
+    A node started here must leave the machine as it found it (check-clean.sh), or this fails.
+    """
     check_machine()
     env = {
         **os.environ,
@@ -153,12 +158,15 @@ def running_realnode(kubeconfig: Path, cluster_bin: Path) -> Iterator[RealNode]:
     }
     running = subprocess.run([str(NODE_SH), "status"], env=env, capture_output=True, check=False)
     started = running.returncode != 0
+    snapshot = Path(tempfile.mkdtemp(prefix="realnode-before-"))
     if started:
+        subprocess.run([str(CHECK_CLEAN_SH), "snapshot", str(snapshot)], check=True)
         result = subprocess.run(
             [str(NODE_SH), "up"], env=env, capture_output=True, text=True, check=False
         )
         if result.returncode != 0:
             subprocess.run([str(NODE_SH), "down"], env=env, capture_output=True, check=False)
+            shutil.rmtree(snapshot, ignore_errors=True)
             raise AssertionError(f"node.sh up failed:\n{result.stderr}")
     try:
         listed = subprocess.run(
@@ -177,5 +185,15 @@ def running_realnode(kubeconfig: Path, cluster_bin: Path) -> Iterator[RealNode]:
             pod_prefix=pod_cidr.rsplit(".", 1)[0] + ".",
         )
     finally:
+        leftovers = None
         if started:
             subprocess.run([str(NODE_SH), "down"], env=env, capture_output=True, check=False)
+            leftovers = subprocess.run(
+                [str(CHECK_CLEAN_SH), "compare", str(snapshot)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+        shutil.rmtree(snapshot, ignore_errors=True)
+    if leftovers is not None and leftovers.returncode != 0:
+        raise AssertionError(f"node.sh down left this behind:\n{leftovers.stdout}")

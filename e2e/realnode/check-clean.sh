@@ -29,7 +29,10 @@ record() {
     nft list tables 2>/dev/null | LC_ALL=C sort >"$dir/nft-tables" || true
     ip -o link show | awk -F': ' '{sub(/@.*/, "", $2); print $2}' | LC_ALL=C sort >"$dir/links"
     ip -o addr show | awk '{print $2, $3, $4}' | LC_ALL=C sort >"$dir/addresses"
-    awk '{print $5}' /proc/self/mountinfo | LC_ALL=C sort >"$dir/mounts"
+    # Image builds (podman's overlay storage) mount and unmount on their own; the node's
+    # container mounts are named rootfs, shm, netns or volumes, never .../overlay[/ID/merged].
+    awk '{print $5}' /proc/self/mountinfo | grep -Ev '/overlay(/[0-9a-f]{64}/merged)?$' \
+        | LC_ALL=C sort >"$dir/mounts"
     sysctl -a 2>/dev/null | grep -Ev "$volatile_sysctls" | LC_ALL=C sort >"$dir/sysctls" || true
     # Zombies hold nothing but a PID until this machine's init reaps them (it may take a second).
     ps -eo stat=,comm= | awk '$1 !~ /^Z/ {print $2}' | grep -E "$node_processes" | LC_ALL=C sort \
