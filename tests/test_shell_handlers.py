@@ -101,8 +101,9 @@ def test_owned_object_handlers_filter_on_our_marks(registry: kopf.OperatorRegist
 
 
 def test_the_index_maps_config_maps_to_apps(registry: kopf.OperatorRegistry) -> None:
-    (index,) = registry._indexing.get_all_handlers()
-    assert index.id == "compose_sources", "kopf passes the index by this keyword"
+    indexes = {h.id: h for h in registry._indexing.get_all_handlers()}
+    assert set(indexes) == {"compose_sources", "sharing"}, "kopf passes each index by its id"
+    index = indexes["compose_sources"]
     ref = {"composeFrom": {"configMapKeyRef": {"name": "chat-compose", "key": "compose.yaml"}}}
     assert call(index, namespace="ns", name="chat", spec=ref) == {("ns", "chat-compose"): "chat"}
     assert call(index, namespace="ns", name="chat", spec={"compose": "x"}) is None

@@ -222,7 +222,7 @@ def test_becoming_available_writes_status_and_a_ready_event_only(
     assert verbs(api.writes()) == [("patch", "composeapps", APP), ("create", "events", "Ready")]
     assert report.ready
     status = app_status(api)
-    assert status["ready"] == {"models": "2/2", "services": "1/1"}
+    assert status["ready"] == {"models": "2/2", "services": "1/1", "shared": "0/2"}
     assert status["models"][1] == {
         "name": "llm",
         "model": "ai/smollm2",

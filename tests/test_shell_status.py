@@ -247,7 +247,7 @@ def test_everything_available_is_ready() -> None:
             {"name": "worker", "mode": "patched", "models": ["llm", "big"]},
         ],
         "warnings": ["services.web.use_api_socket: ignored on Kubernetes"],
-        "ready": {"models": "2/2", "services": "2/2"},
+        "ready": {"models": "2/2", "services": "2/2", "shared": "1/2"},
         "conditions": [
             {
                 "type": "Ready",
@@ -374,7 +374,7 @@ def test_a_refused_service_is_reported_as_refused() -> None:
         "models": ["llm", "big"],
         "message": "no opt-in",
     }
-    assert status["ready"] == {"models": "2/2", "services": "1/2"}
+    assert status["ready"] == {"models": "2/2", "services": "1/2", "shared": "1/2"}
 
 
 def test_without_a_plan_the_last_lists_are_kept() -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import kopf
 
@@ -15,26 +17,73 @@ from compose_operator.shell.kube import ApiError
 from compose_operator.shell.metrics import Metrics
 from compose_operator.shell.queue import Key, ReconcileQueue
 from compose_operator.shell.reconcile import Reconciler
+from compose_operator.shell.sharing import SharingIndex
 
 logger = logging.getLogger("compose_operator.reconcile")
 
 
 class Controller:
-    def __init__(self, reconciler: Reconciler, metrics: Metrics, *, resync_seconds: float) -> None:
+    def __init__(
+        self,
+        reconciler: Reconciler,
+        metrics: Metrics,
+        *,
+        resync_seconds: float,
+        sharing: SharingIndex | None = None,
+    ) -> None:
         self.reconciler = reconciler
         self.metrics = metrics
         self.resync_seconds = resync_seconds
+        self.sharing = sharing
         self.queue = ReconcileQueue(self._work, expected=(kopf.TemporaryError, ApiError))
         self.known: set[Key] = set()
+        self.pending: set[Key] = set()
+        """Apps an index update affected, re-reconciled by the next event handler: kopf runs
+        index handlers for the whole initial listing first, so on start-up nothing is
+        reconciled against a half-built index."""
+
+    def app_observed(self, key: Key, body: Mapping[str, Any]) -> None:
+        """Every ComposeApp body kopf sees, before any handler (the sharing index)."""
+        if self.sharing is not None:
+            self.pending |= self.sharing.observe(key, body)
+            self._record_sharing()
 
     def app_changed(self, key: Key) -> None:
         self.known.add(key)
         self.queue.enqueue(key)
+        self.flush()
 
     def app_deleted(self, key: Key) -> None:
         self.known.discard(key)
         self.queue.forget(key)
         self.metrics.forget_app(key)
+        if self.sharing is not None:
+            self.pending |= self.sharing.forget(key)
+            self._record_sharing()
+        self.flush()
+
+    def namespace_changed(self, namespace: str) -> None:
+        """A namespace's labels decide what selector offers admit."""
+        if self.sharing is not None:
+            self._fan_out(self.sharing.apps_to_check_in(namespace))
+
+    def flush(self) -> None:
+        pending, self.pending = self.pending, set()
+        self._fan_out(pending)
+
+    def _fan_out(self, keys: Iterable[Key]) -> None:
+        for key in sorted(keys):
+            self.metrics.sharing_triggers.inc()
+            self.queue.enqueue(key)
+
+    def _record_sharing(self) -> None:
+        if self.sharing is not None:
+            totals = self.sharing.totals()
+            self.metrics.record_sharing(
+                offers=totals.offers,
+                bound_apps=totals.bound_apps,
+                gpu_deployments_avoided=totals.gpu_deployments_avoided,
+            )
 
     def trigger(self, key: Key) -> None:
         """Something the app depends on changed (an owned object, its ConfigMap, a binding)."""
@@ -52,13 +101,20 @@ class Controller:
         extra = {"app": f"{namespace}/{name}"}
         with self.metrics.timed():
             try:
+                shared = self.sharing.view(key) if self.sharing is not None else None
                 report = await asyncio.to_thread(
-                    self.reconciler.reconcile, namespace, name, check_drift=resync
+                    self.reconciler.reconcile, namespace, name, check_drift=resync, shared=shared
                 )
             except Exception:
                 self.metrics.reconciles.labels(result="error").inc()
                 raise
         self.metrics.reconciles.labels(result=report.result).inc()
+        if self.sharing is not None and report.result != "gone":
+            affected = self.sharing.learn(
+                key, offers=report.offers, wants=report.wants, bound=report.bound
+            )
+            self._record_sharing()
+            self._fan_out(affected)
         if report.result in {"gone", "deleted"}:
             self.metrics.forget_app(key)
         else:

@@ -15,7 +15,10 @@ Triggers, all ending in a reconcile of one app (namespace, name):
 - a ConfigMap event for a ConfigMap some app reads through `composeFrom` (an index);
 - an event on a Deployment, Service or PVC labelled `compose-operator.io/app`, or on a
   Deployment that opted in (annotation) or that we patched (`bound-by` annotation);
-- the periodic resync, started at start-up.
+- the periodic resync, started at start-up;
+- shared models: an index handler feeds every ComposeApp body to the sharing index, which
+  names the apps an offer's or a binding's change affects; a Namespace's labels changing
+  re-checks the apps in it that selector offers could admit (cluster-wide only).
 """
 
 from __future__ import annotations
@@ -43,8 +46,20 @@ def register(
     controller: Controller,
     *,
     validation: tuple[Core, Settings] | None = None,
+    watch_namespaces: bool = False,
 ) -> None:
-    """Register every handler on `registry`; with `validation`, the admission handler too."""
+    """Register every handler on `registry`; with `validation`, the admission handler too;
+    with `watch_namespaces`, Namespace label changes (for selector offers)."""
+
+    @kopf.index(*COMPOSE_APPS, id="sharing", registry=registry)
+    async def sharing_index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> None:
+        controller.app_observed((namespace or "", name), body)
+
+    if watch_namespaces:
+
+        @kopf.on.event("", "v1", "namespaces", id="namespace-event", registry=registry)
+        async def namespace_event(name: str, type: str | None, **_: Any) -> None:
+            controller.namespace_changed(name)
 
     @kopf.on.event(*COMPOSE_APPS, id="compose-app-event", registry=registry)
     async def compose_app_event(type: str, namespace: str | None, name: str, **_: Any) -> None:

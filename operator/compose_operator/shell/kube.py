@@ -31,6 +31,7 @@ class Resource:
     version: str
     plural: str
     kind: str
+    namespaced: bool = True
 
     @property
     def api_version(self) -> str:
@@ -38,7 +39,9 @@ class Resource:
 
     def path(self, namespace: str, name: str = "", subresource: str = "") -> str:
         base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
-        path = f"{base}/namespaces/{quote(namespace, safe='')}/{self.plural}"
+        path = f"{base}/{self.plural}"
+        if self.namespaced:
+            path = f"{base}/namespaces/{quote(namespace, safe='')}/{self.plural}"
         if name:
             path += f"/{quote(name, safe='')}"
         if subresource:
@@ -54,6 +57,7 @@ NETWORK_POLICIES = Resource("networking.k8s.io", "v1", "networkpolicies", "Netwo
 CONFIG_MAPS = Resource("", "v1", "configmaps", "ConfigMap")
 PODS = Resource("", "v1", "pods", "Pod")
 EVENTS = Resource("", "v1", "events", "Event")
+NAMESPACES = Resource("", "v1", "namespaces", "Namespace", namespaced=False)
 
 BY_KIND = {
     resource.kind: resource

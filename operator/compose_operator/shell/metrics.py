@@ -49,6 +49,26 @@ class Metrics:
             ["ready"],
             registry=self.registry,
         )
+        self.offers = Gauge(
+            "compose_operator_offers",
+            "Models offered to other namespaces (x-kubernetes.offer).",
+            registry=self.registry,
+        )
+        self.bound_apps = Gauge(
+            "compose_operator_bound_apps",
+            "ComposeApps with at least one model bound to an offer.",
+            registry=self.registry,
+        )
+        self.gpu_deployments_avoided = Gauge(
+            "compose_operator_gpu_deployments_avoided",
+            "Model bindings to GPU-backed offers: GPU Deployments that do not run.",
+            registry=self.registry,
+        )
+        self.sharing_triggers = Counter(
+            "compose_operator_sharing_triggers",
+            "Reconciles asked for because an offer, a binding or a namespace changed.",
+            registry=self.registry,
+        )
         self._apps: dict[tuple[str, str], tuple[bool, int, int]] = {}
 
     def count_request(self, verb: str, resource: str) -> None:
@@ -67,6 +87,11 @@ class Metrics:
     ) -> None:
         self._apps[key] = (ready, models, ready_models)
         self._refresh()
+
+    def record_sharing(self, *, offers: int, bound_apps: int, gpu_deployments_avoided: int) -> None:
+        self.offers.set(offers)
+        self.bound_apps.set(bound_apps)
+        self.gpu_deployments_avoided.set(gpu_deployments_avoided)
 
     def forget_app(self, key: tuple[str, str]) -> None:
         self._apps.pop(key, None)

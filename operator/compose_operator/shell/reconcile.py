@@ -33,6 +33,7 @@ import kopf
 from compose_operator.errors import ComposeError
 from compose_operator.plan import EnvBinding, Plan
 from compose_operator.project import ComposeProject
+from compose_operator.render import sharing
 from compose_operator.settings import Settings
 from compose_operator.shell import kube, status
 from compose_operator.shell.kube import Api, ApiError, Manifest, Resource
@@ -78,6 +79,24 @@ class Report:
     ready_models: int = 0
     models: int = 0
     ready: bool = False
+    offers: tuple[sharing.Offer, ...] | None = None
+    """What the app offers, once its Compose text loaded (for the sharing index)."""
+    wants: frozenset[str] | None = None
+    bound: dict[str, str] | None = None
+    """Model key → offer name, once planned."""
+
+
+@dataclass(frozen=True)
+class Sharing:
+    """The sharing index's snapshot for one reconcile (see shell/sharing.py)."""
+
+    offers: tuple[sharing.Offer, ...] = ()
+    served: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    """Model key of this app's offer → (namespace, app) of every app bound to it."""
+
+    @property
+    def serving(self) -> bool:
+        return any(self.served.values())
 
 
 class ComposeSourceMissing(Exception):
@@ -199,18 +218,26 @@ class Reconciler:
             kinds.insert(0, kube.NETWORK_POLICIES)
         self.owned_kinds = tuple(kinds)
 
-    def reconcile(self, namespace: str, name: str, *, check_drift: bool = False) -> Report:
+    def reconcile(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        check_drift: bool = False,
+        shared: Sharing | None = None,
+    ) -> Report:
+        """With `shared`, models bind to platform offers as the settings' policy says."""
         app = self.api.get(kube.COMPOSE_APPS, namespace, name)
         if app is None:
             return Report(result="gone")
         if app["metadata"].get("deletionTimestamp"):
-            return self._finalize(app)
+            return self._finalize(app, shared or Sharing())
         if app.get("spec", {}).get("suspend"):
             return Report(result="suspended")
         report = Report()
         try:
             text, file = read_compose(self.api, app)
-            plan = self._plan(app, text, file)
+            plan = self._plan(app, text, file, shared, report)
         except ComposeError as error:
             report.result = "invalid"
             self._report(
@@ -222,28 +249,77 @@ class Reconciler:
                 app, None, status.Outcome("ComposeSourceMissing", (str(error),)), {}, report
             )
             raise kopf.TemporaryError(str(error)) from error
+        served = (shared or Sharing()).served
         try:
-            deployments, refused = self._execute(app, plan, report, check_drift=check_drift)
+            deployments, refused = self._execute(
+                app, plan, report, check_drift=check_drift, serving=bool(shared and shared.serving)
+            )
         except NameConflict as error:
-            self._report(app, plan, status.Outcome("NameConflict", (str(error),)), {}, report)
+            outcome = status.Outcome("NameConflict", (str(error),), served=served)
+            self._report(app, plan, outcome, {}, report)
             return report
         except ApiError as error:
-            self._report(app, plan, status.Outcome("ReconcileFailed", (str(error),)), {}, report)
+            outcome = status.Outcome("ReconcileFailed", (str(error),), served=served)
+            self._report(app, plan, outcome, {}, report)
             raise kopf.TemporaryError(str(error)) from error
-        self._report(app, plan, status.Outcome(refused=refused), deployments, report)
+        if plan.refusals:
+            messages = tuple(why for _, why in plan.refusals)
+            outcome = status.Outcome("SharingRefused", messages, served=served)
+        else:
+            outcome = status.Outcome(refused=refused, served=served)
+        self._report(app, plan, outcome, deployments, report)
         return report
 
-    def _plan(self, app: Manifest, text: str, file: str) -> Plan:
+    def _plan(
+        self, app: Manifest, text: str, file: str, shared: Sharing | None, report: Report
+    ) -> Plan:
         metadata = app["metadata"]
+        namespace, name = metadata["namespace"], metadata["name"]
         environment = app.get("spec", {}).get("environment", {})
         project = self.core.load_project(text, file=file, environment=environment)
-        return self.core.plan(
+        report.offers = sharing.offers_of(
+            project, app=name, namespace=namespace, settings=self.settings
+        )
+        report.wants = sharing.wanted_references(project)
+        offers = None
+        if shared is not None:
+            candidates = [o for o in shared.offers if o.reference in report.wants]
+            labels = (
+                self._namespace_labels(namespace)
+                if any(o.uses_selector for o in candidates)
+                else {}
+            )
+            bound = {
+                m.get("name", ""): m["source"][len(sharing.SHARED_PREFIX) :]
+                for m in app.get("status", {}).get("models", [])
+                if str(m.get("source", "")).startswith(sharing.SHARED_PREFIX)
+            }
+            offers = sharing.SharingInput(
+                offers=tuple(candidates), namespace_labels=labels, bound=bound
+            )
+        plan = self.core.plan(
             project,
-            app=metadata["name"],
-            namespace=metadata["namespace"],
+            app=name,
+            namespace=namespace,
             settings=self.settings,
             file=file,
+            offers=offers,
         )
+        report.bound = {
+            m.key: m.source[len(sharing.SHARED_PREFIX) :]
+            for m in plan.models
+            if m.source.startswith(sharing.SHARED_PREFIX)
+        }
+        return plan
+
+    def _namespace_labels(self, namespace: str) -> dict[str, str]:
+        """A namespace's labels, for offers with a namespaceSelector; none when unreadable."""
+        try:
+            found = self.api.get(kube.NAMESPACES, "", namespace)
+        except ApiError:
+            return {}
+        labels: dict[str, str] = (found or {}).get("metadata", {}).get("labels", {})
+        return labels
 
     def _live(self, namespace: str) -> dict[tuple[str, str], Manifest]:
         live: dict[tuple[str, str], Manifest] = {}
@@ -255,7 +331,7 @@ class Reconciler:
         return live
 
     def _execute(
-        self, app: Manifest, plan: Plan, report: Report, *, check_drift: bool
+        self, app: Manifest, plan: Plan, report: Report, *, check_drift: bool, serving: bool
     ) -> tuple[dict[str, Manifest], dict[str, str]]:
         namespace, name = app["metadata"]["namespace"], app["metadata"]["name"]
         uid = app["metadata"]["uid"]
@@ -279,7 +355,7 @@ class Reconciler:
             if kind == "Deployment"
             and obj["metadata"].get("annotations", {}).get(BOUND_BY_ANNOTATION) == name
         ]
-        if accepted:
+        if accepted or serving:
             self._ensure_finalizer(app)
         for body in bodies:
             if needs_apply(body, live.get(_key(body)), check_drift=check_drift):
@@ -305,7 +381,7 @@ class Reconciler:
                 resource = kube.BY_KIND[key[0]]
                 self.api.delete(resource, namespace, key[1], obj["metadata"]["uid"])
                 report.pruned.append(f"{key[0]}/{key[1]}")
-        if not accepted and FINALIZER in app["metadata"].get("finalizers", []):
+        if not accepted and not serving and FINALIZER in app["metadata"].get("finalizers", []):
             self._remove_finalizer(app)
         if report.applied or report.pruned or report.released:
             report.result = "applied"
@@ -390,9 +466,13 @@ class Reconciler:
         )
         metadata["finalizers"] = [f for f in finalizers if f != FINALIZER]
 
-    def _finalize(self, app: Manifest) -> Report:
-        """Deletion: give bound Deployments back what they had; owned objects go by GC."""
-        report = Report(result="deleted")
+    def _finalize(self, app: Manifest, shared: Sharing) -> Report:
+        """Deletion: give bound Deployments back what they had; owned objects go by GC.
+
+        An app whose offer still serves other apps waits: they move first (their own model,
+        or Stalled under `require`), so no app's env ever names a Service that is gone.
+        """
+        report = Report(result="deleted", offers=())
         if FINALIZER not in app["metadata"].get("finalizers", []):
             return report
         namespace, name = app["metadata"]["namespace"], app["metadata"]["name"]
@@ -400,6 +480,8 @@ class Reconciler:
             if deployment["metadata"].get("annotations", {}).get(BOUND_BY_ANNOTATION) == name:
                 self._release(deployment)
                 report.released.append(f"Deployment/{deployment['metadata']['name']}")
+        if shared.serving:
+            return report
         self._remove_finalizer(app)
         return report
 

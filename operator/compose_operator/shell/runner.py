@@ -149,6 +149,7 @@ async def serve(args: argparse.Namespace, settings: Settings) -> None:
     from compose_operator.shell.kube import KubeApi
     from compose_operator.shell.metrics import Metrics
     from compose_operator.shell.reconcile import Reconciler, real_core
+    from compose_operator.shell.sharing import SharingIndex
 
     try:
         config.load_incluster_config()  # type: ignore[no-untyped-call]
@@ -159,9 +160,18 @@ async def serve(args: argparse.Namespace, settings: Settings) -> None:
     api = KubeApi(client.ApiClient(), on_request=metrics.count_request)
     core = real_core()
     reconciler = Reconciler(api, settings, core=core, now=utc_now)
-    controller = Controller(reconciler, metrics, resync_seconds=args.resync_seconds)
+    sharing = SharingIndex(core, settings) if settings.sharing != "never" else None
+    controller = Controller(
+        reconciler, metrics, resync_seconds=args.resync_seconds, sharing=sharing
+    )
     registry = kopf.OperatorRegistry()
-    handlers.register(registry, controller, validation=(core, settings) if args.webhook else None)
+    handlers.register(
+        registry,
+        controller,
+        validation=(core, settings) if args.webhook else None,
+        # Selector offers need Namespace labels: a cluster-wide watch, granted only then.
+        watch_namespaces=sharing is not None and not args.namespace,
+    )
     operator_settings = kopf.OperatorSettings()
     operator_settings.posting.enabled = False
     operator_settings.watching.server_timeout = 300

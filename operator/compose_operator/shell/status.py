@@ -43,9 +43,15 @@ WAITING_PROBLEMS = frozenset(
 )
 
 FailureReason = Literal[
-    "", "InvalidCompose", "ComposeSourceMissing", "NameConflict", "ReconcileFailed"
+    "",
+    "InvalidCompose",
+    "ComposeSourceMissing",
+    "NameConflict",
+    "ReconcileFailed",
+    "SharingRefused",
 ]
-STALLING_FAILURES = frozenset({"InvalidCompose", "NameConflict"})
+STALLING_FAILURES = frozenset({"InvalidCompose", "NameConflict", "SharingRefused"})
+SHARED_PREFIX = "shared: "
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,8 @@ class Outcome:
     messages: tuple[str, ...] = ()
     refused: Mapping[str, str] = field(default_factory=dict)
     """Compose service name → why its Deployment was not patched."""
+    served: Mapping[str, Sequence[tuple[str, str]]] = field(default_factory=dict)
+    """Model key of an offer of this app → (namespace, app) of every app bound to it."""
 
 
 @dataclass(frozen=True)
@@ -192,6 +200,7 @@ def build_status(
     if plan is not None:
         models: list[Manifest] = []
         model_ready: list[bool] = []
+        refusals = dict(plan.refusals)
         for model in plan.models:
             entry: dict[str, Any] = {
                 "name": model.key,
@@ -201,12 +210,21 @@ def build_status(
                 "source": model.source,
                 "replicas": model.replicas,
             }
-            if model.source == "own":
+            if model.source == "refused":
+                entry = {"name": model.key, "model": model.model, "source": model.source}
+                ok, why = False, refusals.get(model.key, "")
+            elif refusals:
+                ok, why = False, ""  # nothing of the app runs while a model is refused
+            elif model.source == "own":
                 live = deployments.get(model.deployment)
                 ok, why = deployment_availability(model.deployment, live, pods)
                 entry["readyReplicas"] = (live or {}).get("status", {}).get("readyReplicas", 0)
             else:
                 ok, why = True, ""
+            if model.offered:
+                apps = outcome.served.get(model.key, ())
+                entry["servedApps"] = len(apps)
+                entry["servedNamespaces"] = sorted({namespace for namespace, _ in apps})
             if why:
                 entry["message"] = why
                 waiting.append(f"model {model.key}: {why}")
@@ -217,7 +235,9 @@ def build_status(
         for service in plan.services:
             entry = {"name": service.name, "mode": service.mode, "models": list(service.models)}
             refusal = outcome.refused.get(service.name)
-            if refusal is not None:
+            if refusals:
+                ok, why = False, ""
+            elif refusal is not None:
                 entry["mode"] = "refused"
                 ok, why = False, refusal
             else:
@@ -236,7 +256,11 @@ def build_status(
         status["ready"] = {
             "models": _counted(models, model_ready),
             "services": _counted(services, service_ready),
+            "shared": f"{sum(1 for m in plan.models if m.source.startswith(SHARED_PREFIX))}"
+            f"/{len(plan.models)}",
         }
+        if any(model.offered for model in plan.models):
+            status["ready"]["serving"] = sum(len(apps) for apps in outcome.served.values())
     else:
         for key in ("models", "services", "warnings", "ready"):
             if key in previous:
@@ -318,10 +342,12 @@ def transition_events(previous: Mapping[str, Any], new: Mapping[str, Any]) -> li
         "ComposeSourceMissing",
         "NameConflict",
         "ReconcileFailed",
+        "SharingRefused",
     }:
         events.append(EventSpec("Warning", reason, message))
     elif before.get("status") == "True" and after.get("status") == "False":
         events.append(EventSpec("Warning", "NotReady", message))
+    events += _sharing_events(previous, new)
     old_modes, new_modes = _modes(previous), _modes(new)
     for name in sorted(set(old_modes) | set(new_modes)):
         old, mode = old_modes.get(name), new_modes.get(name)
@@ -339,6 +365,43 @@ def transition_events(previous: Mapping[str, Any], new: Mapping[str, Any]) -> li
             events.append(
                 EventSpec(
                     "Normal", "Unbound", f"service {name}: model env removed from its Deployment"
+                )
+            )
+    return events
+
+
+def _by_name(status: Mapping[str, Any]) -> dict[str, Manifest]:
+    return {m.get("name", ""): m for m in status.get("models", []) or []}
+
+
+def _sharing_events(previous: Mapping[str, Any], new: Mapping[str, Any]) -> list[EventSpec]:
+    """A model binding to or leaving an offer; an offer's set of served apps changing."""
+    events: list[EventSpec] = []
+    before, after = _by_name(previous), _by_name(new)
+    for name in sorted(set(before) | set(after)):
+        old, now = before.get(name, {}), after.get(name, {})
+        old_source, source = str(old.get("source", "")), str(now.get("source", ""))
+        if source != old_source and source.startswith(SHARED_PREFIX):
+            events.append(
+                EventSpec("Normal", "BoundToOffer", f"model {name}: {source}, no own Deployment")
+            )
+        elif source != old_source and old_source.startswith(SHARED_PREFIX) and source:
+            events.append(
+                EventSpec(
+                    "Normal" if source == "own" else "Warning",
+                    "UnboundFromOffer",
+                    f"model {name}: was {old_source}, now {source}",
+                )
+            )
+        served = (now.get("servedApps"), now.get("servedNamespaces"))
+        if "servedApps" in now and served != (old.get("servedApps"), old.get("servedNamespaces")):
+            namespaces = ", ".join(now.get("servedNamespaces", [])) or "none"
+            events.append(
+                EventSpec(
+                    "Normal",
+                    "OfferServing",
+                    f"model {name}: offered, serving {now['servedApps']} apps "
+                    f"(namespaces: {namespaces})",
                 )
             )
     return events

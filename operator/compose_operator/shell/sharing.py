@@ -1,0 +1,179 @@
+"""The sharing index: which apps offer which models, which want them, and who is bound where.
+
+Fed from every ComposeApp body kopf sees (an index handler, which kopf runs for the whole
+initial listing before any other handler, so the index is complete on start-up) and from
+every reconcile (which also knows offers read through `composeFrom`). Bindings are read from
+the apps' status (`models[].source`), so they survive a restart of the operator.
+
+Each update returns the apps it affects, and only those are re-reconciled:
+- an app whose offers changed: every app that wants one of the old or new references, and
+  every app bound to it;
+- an app whose bindings changed: the offering apps on both sides (their served counts).
+
+Everything here runs on the event loop; reconciles read a snapshot (`view`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from compose_operator.errors import ComposeError
+from compose_operator.render.sharing import SHARED_PREFIX, Offer, offers_of, wanted_references
+from compose_operator.settings import Settings
+from compose_operator.shell.reconcile import Core, Sharing
+
+Key = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class AppEntry:
+    offers: tuple[Offer, ...] = ()
+    wants: frozenset[str] = frozenset()
+    bound: Mapping[str, str] = field(default_factory=dict)
+    """Model key → offer name (`ns/app/model`)."""
+
+
+@dataclass(frozen=True)
+class Totals:
+    offers: int
+    bound_apps: int
+    bindings: int
+    gpu_deployments_avoided: int
+
+
+def bindings_in_status(status: Mapping[str, Any]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for entry in status.get("models", []) or []:
+        source = entry.get("source", "") if isinstance(entry, Mapping) else ""
+        if isinstance(source, str) and source.startswith(SHARED_PREFIX):
+            found[str(entry.get("name", ""))] = source[len(SHARED_PREFIX) :]
+    return found
+
+
+class SharingIndex:
+    def __init__(self, core: Core, settings: Settings) -> None:
+        self.core = core
+        self.settings = settings
+        self.apps: dict[Key, AppEntry] = {}
+        self._parsed: dict[Key, tuple[Any, tuple[Offer, ...], frozenset[str]]] = {}
+
+    def observe(self, key: Key, body: Mapping[str, Any]) -> set[Key]:
+        """A ComposeApp as kopf delivers it (listing, change, deletion under way)."""
+        old = self.apps.get(key, AppEntry())
+        offers, wants = self._parse(key, body)
+        if offers is None or wants is None:  # composeFrom: the reconcile will say
+            offers, wants = old.offers, old.wants
+        if body.get("metadata", {}).get("deletionTimestamp"):
+            offers = ()  # an offer being deleted is withdrawn at once
+        bound = bindings_in_status(body.get("status", {}) or {})
+        return self._update(key, AppEntry(offers, wants, bound))
+
+    def learn(
+        self,
+        key: Key,
+        *,
+        offers: tuple[Offer, ...] | None,
+        wants: frozenset[str] | None,
+        bound: Mapping[str, str] | None,
+    ) -> set[Key]:
+        """What a reconcile found (None: it did not get that far)."""
+        old = self.apps.get(key, AppEntry())
+        return self._update(
+            key,
+            AppEntry(
+                old.offers if offers is None else offers,
+                old.wants if wants is None else wants,
+                old.bound if bound is None else dict(bound),
+            ),
+        )
+
+    def forget(self, key: Key) -> set[Key]:
+        self._parsed.pop(key, None)
+        return self._update(key, None)
+
+    def view(self, key: Key) -> Sharing:
+        """Every offer, and the apps bound to each offer of this app."""
+        offers = tuple(offer for entry in self.apps.values() for offer in entry.offers)
+        mine = {offer.name: offer.key for offer in self.apps.get(key, AppEntry()).offers}
+        served: dict[str, list[Key]] = {model: [] for model in mine.values()}
+        for other, entry in sorted(self.apps.items()):
+            for name in sorted(set(entry.bound.values())):
+                if name in mine and other != key:
+                    served[mine[name]].append(other)
+        return Sharing(offers=offers, served={model: tuple(apps) for model, apps in served.items()})
+
+    def apps_to_check_in(self, namespace: str) -> set[Key]:
+        """Apps in `namespace` whose matches may depend on its labels (a selector offer)."""
+        selected = {o.reference for e in self.apps.values() for o in e.offers if o.uses_selector}
+        return {
+            key
+            for key, entry in self.apps.items()
+            if key[0] == namespace and entry.wants & selected
+        }
+
+    def totals(self) -> Totals:
+        offers = {o.name: o for entry in self.apps.values() for o in entry.offers}
+        bindings = [name for entry in self.apps.values() for name in entry.bound.values()]
+        return Totals(
+            offers=len(offers),
+            bound_apps=sum(1 for entry in self.apps.values() if entry.bound),
+            bindings=len(bindings),
+            gpu_deployments_avoided=sum(
+                1 for name in bindings if name in offers and offers[name].gpus > 0
+            ),
+        )
+
+    def _parse(
+        self, key: Key, body: Mapping[str, Any]
+    ) -> tuple[tuple[Offer, ...] | None, frozenset[str] | None]:
+        spec = body.get("spec", {}) or {}
+        if "compose" not in spec:
+            return None, None
+        stamp = (body.get("metadata", {}).get("generation"), spec.get("compose"))
+        cached = self._parsed.get(key)
+        if cached is not None and cached[0] == stamp:
+            return cached[1], cached[2]
+        try:
+            project = self.core.load_project(
+                spec["compose"], file="spec.compose", environment=spec.get("environment", {})
+            )
+        except ComposeError:
+            offers: tuple[Offer, ...] = ()
+            wants: frozenset[str] = frozenset()
+        else:
+            offers = offers_of(project, app=key[1], namespace=key[0], settings=self.settings)
+            wants = wanted_references(project)
+        self._parsed[key] = (stamp, offers, wants)
+        return offers, wants
+
+    def _update(self, key: Key, new: AppEntry | None) -> set[Key]:
+        old = self.apps.get(key, AppEntry())
+        if new is None:
+            self.apps.pop(key, None)
+            new = AppEntry()
+        else:
+            self.apps[key] = new
+        affected: set[Key] = set()
+        if old.offers != new.offers:
+            references = {o.reference for o in (*old.offers, *new.offers)}
+            names = {o.name for o in old.offers}
+            affected |= {
+                other
+                for other, entry in self.apps.items()
+                if entry.wants & references or names & set(entry.bound.values())
+            }
+        if old.bound != new.bound:
+            affected |= _offering_apps({*old.bound.values(), *new.bound.values()})
+        affected.discard(key)
+        return affected
+
+
+def _offering_apps(names: Iterable[str]) -> set[Key]:
+    found: set[Key] = set()
+    for name in names:
+        namespace, _, rest = name.partition("/")
+        app = rest.partition("/")[0]
+        found.add((namespace, app))
+    return found
