@@ -6,11 +6,12 @@
 #   containernetworking-plugins (bridge, host-local, portmap, loopback), iptables, conntrack,
 #   docker-registry (the local registry the kubelet pulls from), podman (image builds),
 #   gcc + libc6-dev (the static pause binary), busybox-static (the tiny test image), iproute2,
-#   socat (forwards the node address to the API server, which listens on 127.0.0.1 only).
+#   socat (forwards the node address to the API server, which listens on 127.0.0.1 only),
+#   curl (readiness checks).
 set -euo pipefail
 
 packages=(containerd runc containernetworking-plugins iptables conntrack docker-registry podman
-    gcc libc6-dev busybox-static iproute2 socat)
+    gcc libc6-dev busybox-static iproute2 socat curl)
 
 log() { printf 'install-deps.sh: %s\n' "$*" >&2; }
 
