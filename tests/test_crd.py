@@ -65,8 +65,19 @@ def test_printer_columns() -> None:
         ("Ready", '.status.conditions[?(@.type=="Ready")].status'),
         ("Models", ".status.ready.models"),
         ("Services", ".status.ready.services"),
+        ("Shared", ".status.ready.shared"),
+        ("Serving", ".status.ready.serving"),
         ("Age", ".metadata.creationTimestamp"),
     ]
+
+
+def test_status_says_where_each_model_comes_from_and_whom_an_offer_serves() -> None:
+    status = version()["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
+    model = status["models"]["items"]["properties"]
+    assert model["servedApps"]["type"] == "integer"
+    assert model["servedNamespaces"]["items"] == {"type": "string"}
+    assert "shared: <ns>/<app>/<model>" in model["source"]["description"]
+    assert set(status["ready"]["properties"]) == {"models", "services", "shared", "serving"}
 
 
 def test_spec_shape() -> None:

@@ -17,6 +17,7 @@ from test_packaging_support import (
     MANIFESTS,
     NETWORK_POLICY_GRANTS,
     OPERATOR_GRANTS,
+    SHARING_GRANTS,
     grants_of,
     helm_template,
     objects_of_kind,
@@ -184,7 +185,9 @@ def test_without_the_webhook_there_is_no_webhook_service_or_port() -> None:
 
 def test_network_policies_setting_grants_network_policies() -> None:
     objects = helm_template("--set", "settings.networkPolicies=true")
-    assert grants_of(one_object(objects, "ClusterRole")) == OPERATOR_GRANTS | NETWORK_POLICY_GRANTS
+    assert grants_of(one_object(objects, "ClusterRole")) == (
+        OPERATOR_GRANTS | NETWORK_POLICY_GRANTS | SHARING_GRANTS
+    )
 
 
 def test_service_monitor_only_when_asked(defaults: list[dict[str, Any]]) -> None:

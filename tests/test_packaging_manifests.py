@@ -15,6 +15,7 @@ from test_packaging_support import (
     MANIFESTS,
     NETWORK_POLICY_GRANTS,
     OPERATOR_GRANTS,
+    SHARING_GRANTS,
     grants_of,
     kustomize_build,
     one_object,
@@ -65,7 +66,7 @@ def test_every_object_is_valid_for_kubernetes_1_36(objects: list[dict[str, Any]]
 
 
 def test_the_rbac_is_the_contract(objects: list[dict[str, Any]]) -> None:
-    assert grants_of(one_object(objects, "ClusterRole")) == OPERATOR_GRANTS
+    assert grants_of(one_object(objects, "ClusterRole")) == OPERATOR_GRANTS | SHARING_GRANTS
 
 
 def test_the_operator_pod_is_restricted(objects: list[dict[str, Any]]) -> None:
@@ -144,4 +145,4 @@ def test_network_policies_component_adds_only_that_grant(tmp_path: Path) -> None
         f"resources: [{base}]\ncomponents: [{base}/components/network-policies]\n"
     )
     role = one_object(kustomize_build(tmp_path), "ClusterRole")
-    assert grants_of(role) == OPERATOR_GRANTS | NETWORK_POLICY_GRANTS
+    assert grants_of(role) == OPERATOR_GRANTS | NETWORK_POLICY_GRANTS | SHARING_GRANTS

@@ -14,6 +14,8 @@ from test_packaging_support import (
     CONTRACT_NAMESPACED,
     MANIFESTS,
     OPERATOR_GRANTS,
+    SHARING_GRANTS,
+    SHARING_READ_ONLY,
     WEBHOOK,
     grants_of,
     helm_template,
@@ -24,6 +26,11 @@ from test_packaging_support import (
 
 def test_manifests_cluster_role_is_what_the_operator_uses() -> None:
     objects = list(yaml.safe_load_all((MANIFESTS / "rbac.yaml").read_text()))
+    assert grants_of(one_object(objects, "ClusterRole")) == OPERATOR_GRANTS | SHARING_GRANTS
+
+
+def test_chart_sharing_never_drops_the_namespace_grant() -> None:
+    objects = helm_template("--set", "settings.sharing=never")
     assert grants_of(one_object(objects, "ClusterRole")) == OPERATOR_GRANTS
 
 
@@ -42,7 +49,7 @@ def test_manifests_bind_the_role_to_the_operator_service_account() -> None:
 
 def test_chart_cluster_scope_is_what_the_operator_uses() -> None:
     objects = helm_template()
-    assert grants_of(one_object(objects, "ClusterRole")) == OPERATOR_GRANTS
+    assert grants_of(one_object(objects, "ClusterRole")) == OPERATOR_GRANTS | SHARING_GRANTS
     assert objects_of_kind(objects, "Role") == []
     binding = one_object(objects, "ClusterRoleBinding")
     assert binding["subjects"] == [
@@ -52,14 +59,18 @@ def test_chart_cluster_scope_is_what_the_operator_uses() -> None:
 
 def test_chart_without_webhook_drops_only_the_webhook_grant() -> None:
     objects = helm_template("--set", "webhook.enabled=false")
-    assert grants_of(one_object(objects, "ClusterRole")) == OPERATOR_GRANTS - WEBHOOK
+    assert grants_of(one_object(objects, "ClusterRole")) == (
+        OPERATOR_GRANTS - WEBHOOK | SHARING_GRANTS
+    )
 
 
 def test_chart_namespace_scope_grants_per_namespace() -> None:
     objects = helm_template(
         "--set", "rbac.scope=namespace", "--set", "watchNamespaces={team-a,team-b}"
     )
-    assert grants_of(one_object(objects, "ClusterRole")) == CONTRACT_DISCOVERY | WEBHOOK
+    assert grants_of(one_object(objects, "ClusterRole")) == (
+        CONTRACT_DISCOVERY | WEBHOOK | SHARING_READ_ONLY
+    )
     roles = objects_of_kind(objects, "Role")
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     assert all(grants_of(role) == CONTRACT_NAMESPACED for role in roles)

@@ -77,6 +77,16 @@ NETWORK_POLICY_GRANTS: frozenset[Grant] = frozenset(
 """Beyond the contract, only when the settings turn `networkPolicies` on."""
 
 
+SHARING_GRANTS: frozenset[Grant] = frozenset(
+    ("", "namespaces", verb) for verb in ("get", "list", "watch")
+)
+"""What shared models add (settings `sharing` prefer, the default, or require): an offer's
+namespaceSelector is matched against the app namespace's labels, which are watched for changes.
+NetworkPolicies (settings `networkPolicies`) are pinned in the chart and manifests tests."""
+SHARING_READ_ONLY: frozenset[Grant] = frozenset({("", "namespaces", "get")})
+"""With rbac.scope=namespace the operator watches named namespaces and only reads labels."""
+
+
 def grants_of(role: Mapping[str, Any]) -> set[Grant]:
     """Every permission a Role or ClusterRole grants; a wildcard stays a literal "*"."""
     found: set[Grant] = set()

@@ -130,11 +130,20 @@ def _status_schema() -> Schema:
                         "engine": _string("The serving engine: llama.cpp or vllm."),
                         "endpoint": _string("The OpenAI-style base URL services receive."),
                         "source": _string(
-                            "`own`, or `shared: <ns>/<app>/<model>` for a platform offer."
+                            "`own`; `shared: <ns>/<app>/<model>` when bound to a platform "
+                            "offer (no Deployment of its own); `refused` when the sharing "
+                            "policy is require and no offer matches (see the Stalled condition)."
                         ),
                         "readyReplicas": _integer("Replicas ready to serve."),
                         "replicas": _integer("Replicas wanted."),
                         "message": _string("Why the model is not ready, when it is not."),
+                        "servedApps": _integer(
+                            "For a model this app offers (x-kubernetes.offer): how many "
+                            "other apps are bound to it."
+                        ),
+                        "servedNamespaces": _string_list(
+                            "For an offered model: the namespaces of the apps bound to it."
+                        ),
                     },
                     "required": ["name"],
                 },
@@ -167,6 +176,10 @@ def _status_schema() -> Schema:
                 "properties": {
                     "models": _string("Ready models out of all, as n/m."),
                     "services": _string("Ready services out of all, as n/m."),
+                    "shared": _string("Models bound to platform offers out of all, as n/m."),
+                    "serving": _integer(
+                        "For an app that offers models: apps bound to its offers, in total."
+                    ),
                 },
             },
         },
@@ -192,6 +205,18 @@ def _printer_columns() -> list[Schema]:
             "type": "string",
             "description": "Ready services out of all.",
             "jsonPath": ".status.ready.services",
+        },
+        {
+            "name": "Shared",
+            "type": "string",
+            "description": "Models bound to platform offers out of all.",
+            "jsonPath": ".status.ready.shared",
+        },
+        {
+            "name": "Serving",
+            "type": "integer",
+            "description": "Apps bound to the models this app offers.",
+            "jsonPath": ".status.ready.serving",
         },
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]

@@ -102,6 +102,13 @@ manifests' ClusterRole (tests/test_packaging_rbac.py pins both to one list).
 - apiGroups: [apiextensions.k8s.io]
   resources: [customresourcedefinitions]
   verbs: [list, watch]
+{{- if ne (.Values.settings.sharing | default "prefer") "never" }}
+# Shared models: an offer's namespaceSelector is matched against the app namespace's labels;
+# cluster-wide, label changes are watched too (with watchNamespaces only read, never watched).
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: {{ if eq .Values.rbac.scope "namespace" }}[get]{{ else }}[get, list, watch]{{ end }}
+{{- end }}
 {{- if .Values.webhook.enabled }}
 # The operator registers its own ValidatingWebhookConfiguration (with its own CA bundle).
 - apiGroups: [admissionregistration.k8s.io]
