@@ -1,0 +1,463 @@
+"""Shared models on the real control plane: a platform namespace offers a model, team
+namespaces bind to it, and the sharing policy (prefer, require) decides what happens when an
+app is not admitted, when the offer shrinks below an app's need, and when it goes.
+
+Each test runs its own operator process (as the chart's ServiceAccount, with the chart's RBAC
+for `networkPolicies: true`) with its own settings file, and a watcher thread checks, the whole
+time, that nothing is half-bound: a service's `LLM_URL` never names a Service that does not
+exist, and no app with a model bound to an offer also runs its own model Deployment.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import yaml
+
+from operator_harness import (
+    KWOK_SETTINGS,
+    OPERATOR_NAMESPACE,
+    RBAC_KINDS,
+    RELEASE,
+    REPO,
+    OperatorProcess,
+    compose_app,
+    condition,
+    dumps,
+    env_of,
+    eventually,
+    running_operator,
+)
+
+MODEL = "ai/smollm2"
+URL = re.compile(r"^http://([a-z0-9-]+)\.([a-z0-9-]+)\.svc\.cluster\.local/v1/$")
+
+
+def platform_compose(context_size: int, team_a: str, team_b: str) -> str:
+    return f"""\
+models:
+  llm:
+    model: {MODEL}
+    context_size: {context_size}
+    x-kubernetes:
+      offer:
+        namespaces: [{team_a}, {team_b}]
+"""
+
+
+TEAM_COMPOSE = f"""\
+services:
+  chat:
+    image: registry.local/chat:1
+    models: [llm]
+models:
+  llm:
+    model: docker.io/{MODEL}:latest
+    context_size: 4096
+"""
+
+
+@dataclass
+class Namespaces:
+    platform: str
+    team_a: str
+    team_b: str
+    team_c: str
+
+    @property
+    def teams(self) -> tuple[str, str, str]:
+        return self.team_a, self.team_b, self.team_c
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        return (self.platform, *self.teams)
+
+
+def install_rbac_with_network_policies(cluster: Any) -> str:
+    """The CRD and the chart's RBAC as rendered for `settings.networkPolicies=true`."""
+    cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds" / "composeapp.yaml"))
+    cluster.kubectl("wait", "--for=condition=Established", "crd/composeapps.compose-operator.io")
+    cluster.kubectl("create", "namespace", OPERATOR_NAMESPACE, check=False)
+    rendered = subprocess.run(
+        [
+            str(cluster.helm_path),
+            "template",
+            RELEASE,
+            str(REPO / "charts" / "compose-operator"),
+            "--namespace",
+            OPERATOR_NAMESPACE,
+            "--set",
+            "webhook.enabled=false",
+            "--set",
+            "settings.networkPolicies=true",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rbac = [doc for doc in yaml.safe_load_all(rendered) if doc and doc["kind"] in RBAC_KINDS]
+    cluster.kubectl(
+        "apply", "--server-side", "--force-conflicts", "-f", "-", input=yaml.safe_dump_all(rbac)
+    )
+    account = next(doc for doc in rbac if doc["kind"] == "ServiceAccount")
+    return str(account["metadata"]["name"])
+
+
+@pytest.fixture
+def spaces(cluster: Any) -> Iterator[Namespaces]:
+    suffix = secrets.token_hex(3)
+    found = Namespaces(
+        platform=f"e2e-platform-{suffix}",
+        team_a=f"e2e-team-a-{suffix}",
+        team_b=f"e2e-team-b-{suffix}",
+        team_c=f"e2e-team-c-{suffix}",
+    )
+    for name in found.all:
+        cluster.kubectl("create", "namespace", name)
+    yield found
+    for name in found.all:
+        cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def operator_with(
+    cluster: Any, scratch: Any, policy: str
+) -> Any:  # a context manager of OperatorProcess
+    account = install_rbac_with_network_policies(cluster)
+    settings = yaml.safe_load(KWOK_SETTINGS.read_text()) or {}
+    settings.update({"sharing": policy, "networkPolicies": True})
+    return running_operator(
+        cluster,
+        scratch,
+        account=account,
+        settings=settings,
+        name=f"operator-{policy}",
+        extra_args=("--resync-seconds", "30"),
+    )
+
+
+def apply(cluster: Any, namespace: str, name: str, text: str) -> None:
+    cluster.kubectl("-n", namespace, "apply", "-f", "-", input=compose_app(name, text))
+
+
+def app_of(cluster: Any, namespace: str, name: str) -> dict[str, Any]:
+    return cluster.get_json("-n", namespace, "composeapp", name)
+
+
+def settled(app: dict[str, Any]) -> bool:
+    return app.get("status", {}).get("observedGeneration") == app["metadata"]["generation"]
+
+
+def wait_for(cluster: Any, namespace: str, name: str, check: Any, what: str) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        app = app_of(cluster, namespace, name)
+        return app if settled(app) and check(app) else None
+
+    try:
+        return eventually(probe, timeout=90, what=what)  # type: ignore[no-any-return]
+    except AssertionError:
+        status = app_of(cluster, namespace, name).get("status")
+        raise AssertionError(f"{what}; {namespace}/{name} status: {dumps(status)}") from None
+
+
+def ready(app: dict[str, Any]) -> bool:
+    return condition(app, "Ready").get("status") == "True"
+
+
+def stalled(app: dict[str, Any]) -> bool:
+    return condition(app, "Stalled").get("status") == "True"
+
+
+def sources(app: dict[str, Any]) -> dict[str, str]:
+    return {m["name"]: m.get("source", "") for m in app.get("status", {}).get("models", [])}
+
+
+def model_deployments(cluster: Any, spaces: Namespaces) -> list[str]:
+    items = cluster.get_json("deployments", "-A", "-l", "compose-operator.io/model")["items"]
+    return sorted(
+        f"{d['metadata']['namespace']}/{d['metadata']['name']}"
+        for d in items
+        if d["metadata"]["namespace"] in spaces.all
+        and d["metadata"]["labels"].get("compose-operator.io/app") in ("chat", "models")
+        and not d["metadata"].get("deletionTimestamp")
+    )
+
+
+def chat_env(cluster: Any, namespace: str) -> dict[str, str] | None:
+    """The env of the team app's service Deployment; None when it does not exist."""
+    found = cluster.kubectl("-n", namespace, "get", "deployment", "chat", "-o", "json", check=False)
+    if found.returncode != 0:
+        return None
+    return env_of(yaml.safe_load(found.stdout))
+
+
+def metric(operator: OperatorProcess, name: str) -> float:
+    for line in operator.metrics().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"metric {name} not found")
+
+
+@dataclass
+class HalfBoundWatcher:
+    """Polls the team namespaces while the offer changes; records every half-bound sighting."""
+
+    cluster: Any
+    spaces: Namespaces
+    violations: list[str] = field(default_factory=list)
+    looks: int = 0
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            first = self.violations_now()
+            # Lists of different kinds are not one snapshot: confirm with a second look that
+            # sees the same Deployment env (a move between the two reads is no violation).
+            if first and self.violations_now() == first:
+                self.violations += first
+            self.looks += 1
+
+    def violations_now(self) -> list[str]:
+        listed = self.cluster.get_json("deployments,services,composeapps", "-A")["items"]
+        mine = [o for o in listed if o["metadata"]["namespace"] in self.spaces.all]
+        services = {
+            (o["metadata"]["namespace"], o["metadata"]["name"])
+            for o in mine
+            if o["kind"] == "Service"
+        }
+        found: list[str] = []
+        for obj in mine:
+            namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+            if obj["kind"] == "Deployment" and name == "chat":
+                url = env_of(obj).get("LLM_URL", "")
+                match = URL.match(url)
+                if match and (match[2], match[1]) not in services:
+                    found.append(f"{namespace}: LLM_URL names missing {match[2]}/{match[1]}")
+            if obj["kind"] != "ComposeApp" or name != "chat":
+                continue
+            for entry in obj.get("status", {}).get("models", []):
+                source, endpoint = entry.get("source", ""), entry.get("endpoint", "")
+                own = f".{namespace}.svc." in endpoint
+                if source.startswith("shared: ") and (own or "readyReplicas" in entry):
+                    found.append(f"{namespace}: shared model also reported as its own")
+                if source == "own" and not own:
+                    found.append(f"{namespace}: own model with another's endpoint")
+        return found
+
+
+@pytest.fixture
+def watcher(cluster: Any, spaces: Namespaces) -> Iterator[HalfBoundWatcher]:
+    watching = HalfBoundWatcher(cluster, spaces)
+    thread = threading.Thread(target=watching.run, daemon=True)
+    thread.start()
+    yield watching
+    watching.stop.set()
+    thread.join(timeout=30)
+
+
+UNRELATED_COMPOSE = TEAM_COMPOSE.replace("chat", "notes").replace(MODEL, "ai/qwen3")
+
+
+def set_up(cluster: Any, spaces: Namespaces, context_size: int = 8192) -> None:
+    apply(cluster, spaces.team_c, "notes", UNRELATED_COMPOSE)
+    apply(
+        cluster,
+        spaces.platform,
+        "models",
+        platform_compose(context_size, spaces.team_a, spaces.team_b),
+    )
+    for namespace in spaces.teams:
+        apply(cluster, namespace, "chat", TEAM_COMPOSE)
+
+
+def delete_everything(cluster: Any, spaces: Namespaces) -> None:
+    """While the operator still runs, so its finalizers go."""
+    for namespace in spaces.all:
+        cluster.kubectl("-n", namespace, "delete", "composeapp", "--all", "--wait=true")
+
+
+def test_prefer(
+    cluster: Any,
+    spaces: Namespaces,
+    watcher: HalfBoundWatcher,
+    tmp_path: Any,
+    record_property: Any,
+) -> None:
+    with operator_with(cluster, tmp_path, "prefer") as operator:
+        set_up(cluster, spaces)
+        offer = f"shared: {spaces.platform}/models/llm"
+        for namespace in (spaces.team_a, spaces.team_b):
+            app = wait_for(
+                cluster, namespace, "chat", lambda a: ready(a) and sources(a) == {"llm": offer},
+                f"{namespace} bound and Ready",
+            )  # fmt: skip
+            assert app["status"]["ready"]["shared"] == "1/1"
+        wait_for(cluster, spaces.team_c, "chat", ready, "team-c Ready on its own model")
+        assert sources(app_of(cluster, spaces.team_c, "chat")) == {"llm": "own"}
+        assert model_deployments(cluster, spaces) == [
+            f"{spaces.platform}/models-llm",
+            f"{spaces.team_c}/chat-llm",
+        ], "one model Deployment serves both admitted teams"
+        platform_url = f"http://models-llm.{spaces.platform}.svc.cluster.local/v1/"
+        for namespace in (spaces.team_a, spaces.team_b):
+            pods = cluster.get_json("-n", namespace, "pods", "-l", "compose-operator.io/service")
+            live = [p for p in pods["items"] if not p["metadata"].get("deletionTimestamp")]
+            assert live and all(env_of(p)["LLM_URL"] == platform_url for p in live)
+            assert all(env_of(p)["LLM_MODEL"] == f"docker.io/{MODEL}:latest" for p in live)
+        platform = wait_for(
+            cluster, spaces.platform, "models",
+            lambda a: a["status"]["models"][0].get("servedApps") == 2, "the offer serves 2 apps",
+        )  # fmt: skip
+        assert platform["status"]["models"][0]["servedNamespaces"] == [
+            spaces.team_a,
+            spaces.team_b,
+        ]
+        assert platform["status"]["ready"]["serving"] == 2
+        policy = cluster.get_json("-n", spaces.platform, "networkpolicy", "models-llm-offer")
+        (peer,) = policy["spec"]["ingress"][0]["from"]
+        assert peer["namespaceSelector"]["matchExpressions"][0]["values"] == sorted(
+            [spaces.platform, spaces.team_a, spaces.team_b]
+        )
+        assert metric(operator, "compose_operator_bound_apps") >= 2
+        assert metric(operator, "compose_operator_gpu_deployments_avoided") >= 2
+        reasons = cluster.kubectl(
+            "-n", spaces.team_a, "get", "events", "-o", "jsonpath={.items[*].reason}"
+        ).stdout.split()
+        assert "BoundToOffer" in reasons
+
+        # The offer shrinks below the teams' 4096: under prefer they run their own.
+        triggers = metric(operator, "compose_operator_sharing_triggers_total")
+        apply(cluster, spaces.platform, "models",
+              platform_compose(2048, spaces.team_a, spaces.team_b))  # fmt: skip
+        for namespace in (spaces.team_a, spaces.team_b):
+            wait_for(
+                cluster, namespace, "chat", lambda a: ready(a) and sources(a) == {"llm": "own"},
+                f"{namespace} on its own model",
+            )  # fmt: skip
+        fan_out = metric(operator, "compose_operator_sharing_triggers_total") - triggers
+        record_property("fan_out_on_offer_change", fan_out)
+        assert fan_out == 5, (
+            "the three apps that want the model, and the offering app once per binding "
+            "that changed (its served count); not the unrelated app"
+        )
+        assert model_deployments(cluster, spaces) == sorted(
+            [f"{spaces.platform}/models-llm"] + [f"{ns}/chat-llm" for ns in spaces.teams]
+        )
+
+        # Back to 8192: they bind again and their own model Deployments go.
+        apply(cluster, spaces.platform, "models",
+              platform_compose(8192, spaces.team_a, spaces.team_b))  # fmt: skip
+        for namespace in (spaces.team_a, spaces.team_b):
+            wait_for(
+                cluster, namespace, "chat", lambda a: ready(a) and sources(a) == {"llm": offer},
+                f"{namespace} bound again",
+            )  # fmt: skip
+        eventually(
+            lambda: (
+                model_deployments(cluster, spaces)
+                == [f"{spaces.platform}/models-llm", f"{spaces.team_c}/chat-llm"]
+            ),
+            timeout=60,
+            what="own model Deployments pruned after binding again",
+        )
+
+        # The offer goes: the teams move to their own models before its Service goes.
+        cluster.kubectl("-n", spaces.platform, "delete", "composeapp", "models", "--wait=false")
+        for namespace in (spaces.team_a, spaces.team_b):
+            wait_for(
+                cluster, namespace, "chat", lambda a: ready(a) and sources(a) == {"llm": "own"},
+                f"{namespace} on its own model after the offer went",
+            )  # fmt: skip
+        eventually(
+            lambda: (
+                cluster.kubectl(
+                    "-n", spaces.platform, "get", "composeapp", "models", check=False
+                ).returncode
+                != 0
+            ),
+            timeout=60,
+            what="the offering app deleted once nobody is bound",
+        )
+        watcher.stop.set()
+        delete_everything(cluster, spaces)
+    record_property("half_bound_looks", watcher.looks)
+    assert watcher.looks >= 10, f"only {watcher.looks} looks"
+    assert watcher.violations == [], watcher.violations
+
+
+def test_require(
+    cluster: Any,
+    spaces: Namespaces,
+    watcher: HalfBoundWatcher,
+    tmp_path: Any,
+) -> None:
+    with operator_with(cluster, tmp_path, "require"):
+        set_up(cluster, spaces)
+        offer = f"shared: {spaces.platform}/models/llm"
+        for namespace in (spaces.team_a, spaces.team_b):
+            wait_for(
+                cluster, namespace, "chat", lambda a: ready(a) and sources(a) == {"llm": offer},
+                f"{namespace} bound and Ready",
+            )  # fmt: skip
+        refused = wait_for(cluster, spaces.team_c, "chat", stalled, "team-c refused")
+        assert condition(refused, "Stalled")["reason"] == "SharingRefused"
+        assert condition(refused, "Stalled")["message"] == (
+            f"models.llm: sharing policy is require and no offer of docker.io/{MODEL}:latest "
+            f"matches: 1 offer not offered to namespace {spaces.team_c}"
+        )
+        assert "models" not in condition(refused, "Stalled")["message"].split(": ", 2)[2], (
+            "the app learns nothing of the offer it may not use, not even its name"
+        )
+        assert chat_env(cluster, spaces.team_c) is None, "nothing of the refused app runs"
+        assert model_deployments(cluster, spaces) == [f"{spaces.platform}/models-llm"]
+
+        # The offer shrinks: the teams are refused, with the offer named and the reason.
+        apply(cluster, spaces.platform, "models",
+              platform_compose(2048, spaces.team_a, spaces.team_b))  # fmt: skip
+        for namespace in (spaces.team_a, spaces.team_b):
+            app = wait_for(cluster, namespace, "chat", stalled, f"{namespace} refused")
+            assert condition(app, "Stalled")["message"].endswith(
+                f"{spaces.platform}/models/llm: context_size: the offer serves 2048, 4096 needed"
+            )
+            assert chat_env(cluster, namespace) is None
+        assert model_deployments(cluster, spaces) == [f"{spaces.platform}/models-llm"]
+
+        # Restored: they bind and run again.
+        apply(cluster, spaces.platform, "models",
+              platform_compose(8192, spaces.team_a, spaces.team_b))  # fmt: skip
+        for namespace in (spaces.team_a, spaces.team_b):
+            wait_for(
+                cluster, namespace, "chat", lambda a: ready(a) and sources(a) == {"llm": offer},
+                f"{namespace} bound again",
+            )  # fmt: skip
+
+        # The offer goes: the teams are refused ("none exists"), never left pointing at it.
+        cluster.kubectl("-n", spaces.platform, "delete", "composeapp", "models", "--wait=false")
+        for namespace in spaces.teams:
+            app = wait_for(
+                cluster, namespace, "chat",
+                lambda a: stalled(a) and "no offer of this model exists"
+                in condition(a, "Stalled")["message"],
+                f"{namespace} refused after the offer went",
+            )  # fmt: skip
+        eventually(
+            lambda: (
+                cluster.kubectl(
+                    "-n", spaces.platform, "get", "composeapp", "models", check=False
+                ).returncode
+                != 0
+            ),
+            timeout=60,
+            what="the offering app deleted once nobody is bound",
+        )
+        assert model_deployments(cluster, spaces) == []
+        watcher.stop.set()
+        delete_everything(cluster, spaces)
+    assert watcher.looks >= 10, f"only {watcher.looks} looks"
+    assert watcher.violations == [], watcher.violations
