@@ -147,11 +147,12 @@ def apply(cluster: Any, namespace: str, name: str, text: str) -> None:
 
 
 def app_of(cluster: Any, namespace: str, name: str) -> dict[str, Any]:
-    return cluster.get_json("-n", namespace, "composeapp", name)
+    found: dict[str, Any] = cluster.get_json("-n", namespace, "composeapp", name)
+    return found
 
 
 def settled(app: dict[str, Any]) -> bool:
-    return app.get("status", {}).get("observedGeneration") == app["metadata"]["generation"]
+    return bool(app.get("status", {}).get("observedGeneration") == app["metadata"]["generation"])
 
 
 def wait_for(cluster: Any, namespace: str, name: str, check: Any, what: str) -> dict[str, Any]:
