@@ -263,15 +263,19 @@ remove_new_chains() {
     done
 }
 
-# nft tables that appeared during the run and hold no rule any more (iptables-nft's own tables),
-# or kube-proxy's (it creates its nftables tables to clean them up).
+# nft tables that appeared during the run and hold nothing but built-in chains and chains of the
+# node's parts (iptables-nft creates a table per family and table name; kube-proxy creates its
+# own nftables tables to clean them up).
 remove_new_nft_tables() {
-    local family name rules
+    local family name foreign
     LC_ALL=C comm -23 <(nft_tables) "$work/baseline/nft-tables" | while read -r _ family name; do
-        rules="$(nft list table "$family" "$name" 2>/dev/null \
-            | awk 'NF > 0 && $1 !~ /^(table|chain|type|policy|})$/' | wc -l)"
-        if [[ "$name" == kube-proxy || "$rules" == 0 ]]; then
+        foreign="$(nft list table "$family" "$name" 2>/dev/null | awk '$1 == "chain" {print $2}' \
+            | grep -Ev '^(INPUT|OUTPUT|FORWARD|PREROUTING|POSTROUTING|KUBE-.*|CNI-.*|COE2E-.*)$' \
+            || true)"
+        if [[ "$name" == kube-proxy || -z "$foreign" ]]; then
             nft delete table "$family" "$name" 2>/dev/null || true
+        else
+            log "node.sh: kept nft table $family $name (it holds chains of others: $foreign)"
         fi
     done
 }
