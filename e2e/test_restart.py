@@ -74,4 +74,8 @@ def test_restart_mid_reconcile_converges(
     for i in range(MODELS):
         args = state[f"Deployment/big-m{i}"]
         assert args[args.index("--ctx-size") + 1] == str(1024 + i)
-    assert app["status"]["ready"] == {"models": f"{MODELS}/{MODELS}", "services": "1/1"}
+    assert app["status"]["ready"] == {
+        "models": f"{MODELS}/{MODELS}",
+        "services": "1/1",
+        "shared": f"0/{MODELS}",
+    }
