@@ -741,11 +741,12 @@ cmd_down() {
         kill -KILL "$pid" 2>/dev/null || true
     done
     remove_cgroups
+    # The pods' network namespaces are bind mounts under the state dir: unmounted, they go, and
+    # their veth pairs with them.
     unmount_under "$work"
     unmount_under "$containerd_root"
     ip link delete "$bridge_link" 2>/dev/null || true
     ip link delete "$host_link" 2>/dev/null || true
-    # Veths whose pod netns is gone vanish with it; any still attached to nothing are ours.
     if [[ -f "$work/baseline/chains" ]]; then
         remove_new_chains
         remove_new_nft_tables
