@@ -681,3 +681,44 @@ def test_a_name_without_value_takes_it_from_the_interpolation_environment(
             ),
         ),
     )
+
+
+def test_x_kubernetes_places_the_services_pods() -> None:
+    app = service(
+        """\
+        image: app:1
+        x-kubernetes:
+          nodeSelector: {type: real, zone: 1}
+          tolerations: [{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]
+        """
+    )
+    assert app.node_selector == {"type": "real", "zone": "1"}
+    assert app.tolerations == (
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            "image: a\nx-kubernetes: {nodeSelector: [a]}",
+            "services.app.x-kubernetes.nodeSelector: must be a mapping, got a list (line 6)",
+        ),
+        (
+            "image: a\nx-kubernetes: {tolerations: [{keys: a}]}",
+            "services.app.x-kubernetes.tolerations[0].keys: unknown key 'keys'; "
+            "did you mean 'key'? (line 6)",
+        ),
+        (
+            "image: a\nx-kubernetes: {engine: vllm}",
+            "services.app.x-kubernetes.engine: unknown key 'engine' (line 6)",
+        ),
+        (
+            "image: a\nx-kubernetes: [a]",
+            "services.app.x-kubernetes: must be a mapping, got a list (line 6)",
+        ),
+    ],
+)
+def test_x_kubernetes_problems_are_located(body: str, expected: str) -> None:
+    assert messages(body) == [f"compose.yaml: {expected}"]

@@ -379,3 +379,26 @@ def test_a_patched_deployment_may_not_be_one_of_ours() -> None:
         "compose.yaml: services.chat-llm: its Deployment would be named 'chat-llm', like the "
         "one of models.llm; rename one",
     ]
+
+
+def test_x_kubernetes_node_selector_and_tolerations_reach_the_pod() -> None:
+    real = {"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}
+    gpu = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    app = Service(
+        name="app",
+        image="app:1",
+        resources=Resources(gpus=1),
+        node_selector={"zone": "b", "type": "real"},
+        tolerations=(gpu, real),
+    )
+    pod = service_objects(planned(app))[0]["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"type": "real", "zone": "b"}
+    assert pod["tolerations"] == [gpu, real]
+
+
+def test_a_service_without_placement_has_no_node_selector_or_tolerations() -> None:
+    pod = service_objects(planned(Service(name="web", image="web:1")))[0]["spec"]["template"][
+        "spec"
+    ]
+    assert "nodeSelector" not in pod
+    assert "tolerations" not in pod

@@ -142,6 +142,9 @@ class Service:
     volumes: tuple[VolumeMount, ...] = ()
     models: tuple[ModelBinding, ...] = ()
     escalations: Escalations = field(default_factory=Escalations)
+    # `x-kubernetes` on the service: where its pods may run.
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    tolerations: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)

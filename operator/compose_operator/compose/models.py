@@ -151,7 +151,7 @@ def _kubernetes(value: Any, path: str, report: Report) -> KubernetesOptions | No
     resources = _optional(fields, "resources", path, report, _resources)
     cache = _optional(fields, "cache", path, report, _cache)
     node_selector = _optional(fields, "nodeSelector", path, report, values.string_map)
-    tolerations = _optional(fields, "tolerations", path, report, _tolerations)
+    tolerations = _optional(fields, "tolerations", path, report, parse_tolerations)
     offer = _optional(fields, "offer", path, report, _offer)
     shared = _optional(fields, "shared", path, report, values.boolean)
     if len(report.problems) > errors:
@@ -206,7 +206,7 @@ def quantity(value: Any, path: str, report: Report) -> str | None:
     return None
 
 
-def _tolerations(value: Any, path: str, report: Report) -> tuple[dict[str, Any], ...] | None:
+def parse_tolerations(value: Any, path: str, report: Report) -> tuple[dict[str, Any], ...] | None:
     entries = values.sequence(value, path, report)
     if entries is None:
         return None

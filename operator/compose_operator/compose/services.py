@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from compose_operator.compose import bindings, servicefields, values
+from compose_operator.compose.models import parse_tolerations
 from compose_operator.compose.report import Report, child, item
 from compose_operator.project import Escalations, ModelBinding, Resources, Service, VolumeMount
 
@@ -128,6 +129,7 @@ DEPLOY_KEYS = (
     "update_config",
     "endpoint_mode",
 )
+KUBERNETES_KEYS = ("nodeSelector", "tolerations")
 IGNORED = "no meaning on Kubernetes; ignored"
 
 
@@ -192,6 +194,7 @@ class _ServiceReader:
             environment = _environment(
                 self.fields["environment"], self.at("environment"), context.environment, self.report
             )
+        node_selector, tolerations = self._kubernetes()
         model_bindings = self._bindings(context.models)
         for binding in model_bindings:
             for var in (binding.endpoint_var, binding.model_var):
@@ -217,7 +220,27 @@ class _ServiceReader:
             volumes=self._volumes(context.volumes),
             models=model_bindings,
             escalations=self._escalations(),
+            node_selector=node_selector,
+            tolerations=tolerations,
         )
+
+    def _kubernetes(self) -> tuple[dict[str, str], tuple[dict[str, Any], ...]]:
+        """`x-kubernetes: {nodeSelector, tolerations}`: placement for the service's pods."""
+        if self.fields.get("x-kubernetes") is None:
+            return {}, ()
+        path = self.at("x-kubernetes")
+        fields = values.mapping(self.fields["x-kubernetes"], path, self.report) or {}
+        values.unknown_keys(fields, path, KUBERNETES_KEYS, self.report)
+        node_selector = tolerations = None
+        if "nodeSelector" in fields:
+            node_selector = values.string_map(
+                fields["nodeSelector"], child(path, "nodeSelector"), self.report
+            )
+        if "tolerations" in fields:
+            tolerations = parse_tolerations(
+                fields["tolerations"], child(path, "tolerations"), self.report
+            )
+        return node_selector or {}, tolerations or ()
 
     def _bindings(self, models: Collection[str]) -> tuple[ModelBinding, ...]:
         if "models" not in self.fields:

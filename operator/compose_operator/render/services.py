@@ -6,6 +6,7 @@ so `http://web:8080` reaches it as it would on a Compose network.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,7 +74,9 @@ def build_service_workload(
         **security.pod_fields(service),
         "containers": [container],
     }
-    tolerations = gpu_tolerations(service.resources.gpus, settings)
+    if service.node_selector:
+        pod["nodeSelector"] = dict(sorted(service.node_selector.items()))
+    tolerations = _tolerations(gpu_tolerations(service.resources.gpus, settings), service)
     if tolerations:
         pod["tolerations"] = tolerations
     if volumes:
@@ -117,6 +120,14 @@ def build_service_workload(
             }
         )
     return result
+
+
+def _tolerations(gpu: list[dict[str, Any]], service: Service) -> list[dict[str, Any]]:
+    """The GPU tolerations, then the service's own, each once."""
+    unique: dict[str, dict[str, Any]] = {}
+    for toleration in (*gpu, *service.tolerations):
+        unique.setdefault(json.dumps(toleration, sort_keys=True), dict(toleration))
+    return list(unique.values())
 
 
 def _metadata(name: str, namespace: str, app: str, service: str) -> dict[str, Any]:
