@@ -115,3 +115,12 @@ def test_the_app_image_can_be_chosen_at_apply_time() -> None:
 
     images = [d["spec"]["template"]["spec"]["containers"][0]["image"] for d in (default, chosen)]
     assert images == ["localhost:5000/compose-operator/chat-app:dev", "reg:5000/app:1"]
+
+
+@pytest.mark.parametrize("name", ["compose.yaml", "compose.long-syntax.yaml"])
+def test_the_app_tolerates_the_gpu_taint_to_run_beside_its_models(name: str) -> None:
+    pod = deployment(planned(name), "chat")["spec"]["template"]["spec"]
+    assert pod["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+    assert "nodeSelector" not in pod
