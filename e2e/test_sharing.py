@@ -10,6 +10,8 @@ exist, and no app with a model bound to an offer also runs its own model Deploym
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
 import secrets
 import subprocess
@@ -138,7 +140,8 @@ def operator_with(
         account=account,
         settings=settings,
         name=f"operator-{policy}",
-        extra_args=("--resync-seconds", "30"),
+        # --verbose: every reconcile is logged, so a test can count them per app.
+        extra_args=("--resync-seconds", "300", "--verbose"),
     )
 
 
@@ -196,6 +199,24 @@ def chat_env(cluster: Any, namespace: str) -> dict[str, str] | None:
     if found.returncode != 0:
         return None
     return env_of(yaml.safe_load(found.stdout))
+
+
+def reconciles_since(operator: OperatorProcess, mark: int) -> dict[str, int]:
+    """Reconciles per app (`ns/name`) in the operator's JSON log after a mark (--verbose)."""
+    with operator.log_path.open("rb") as log:
+        log.seek(mark)
+        lines = log.read().decode(errors="replace").splitlines()
+    counted: dict[str, int] = {}
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if record.get("logger") == "compose_operator.reconcile" and str(
+            record.get("message", "")
+        ).startswith("reconciled"):
+            counted[record["app"]] = counted.get(record["app"], 0) + 1
+    return counted
 
 
 def metric(operator: OperatorProcess, name: str) -> float:
@@ -277,10 +298,16 @@ def set_up(cluster: Any, spaces: Namespaces, context_size: int = 8192) -> None:
         apply(cluster, namespace, "chat", TEAM_COMPOSE)
 
 
-def delete_everything(cluster: Any, spaces: Namespaces) -> None:
-    """While the operator still runs, so its finalizers go."""
-    for namespace in spaces.all:
-        cluster.kubectl("-n", namespace, "delete", "composeapp", "--all", "--wait=true")
+@contextlib.contextmanager
+def cleaned_up(cluster: Any, spaces: Namespaces) -> Iterator[None]:
+    """Delete the apps while the operator still runs, so its finalizers go, pass or fail."""
+    try:
+        yield
+    finally:
+        for namespace in spaces.all:
+            cluster.kubectl(
+                "-n", namespace, "delete", "composeapp", "--all", "--timeout=60s", check=False
+            )
 
 
 def test_prefer(
@@ -290,7 +317,7 @@ def test_prefer(
     tmp_path: Any,
     record_property: Any,
 ) -> None:
-    with operator_with(cluster, tmp_path, "prefer") as operator:
+    with operator_with(cluster, tmp_path, "prefer") as operator, cleaned_up(cluster, spaces):
         set_up(cluster, spaces)
         offer = f"shared: {spaces.platform}/models/llm"
         for namespace in (spaces.team_a, spaces.team_b):
@@ -334,6 +361,7 @@ def test_prefer(
 
         # The offer shrinks below the teams' 4096: under prefer they run their own.
         triggers = metric(operator, "compose_operator_sharing_triggers_total")
+        mark = operator.log_path.stat().st_size
         apply(cluster, spaces.platform, "models",
               platform_compose(2048, spaces.team_a, spaces.team_b))  # fmt: skip
         for namespace in (spaces.team_a, spaces.team_b):
@@ -343,10 +371,12 @@ def test_prefer(
             )  # fmt: skip
         fan_out = metric(operator, "compose_operator_sharing_triggers_total") - triggers
         record_property("fan_out_on_offer_change", fan_out)
-        assert fan_out == 5, (
-            "the three apps that want the model, and the offering app once per binding "
-            "that changed (its served count); not the unrelated app"
+        reconciled = reconciles_since(operator, mark)
+        record_property("reconciles_after_offer_change", dumps(reconciled))
+        assert f"{spaces.team_c}/notes" not in reconciled, (
+            "an app that does not want the offered model is never re-reconciled for it"
         )
+        assert {f"{spaces.team_a}/chat", f"{spaces.team_b}/chat"} <= set(reconciled)
         assert model_deployments(cluster, spaces) == sorted(
             [f"{spaces.platform}/models-llm"] + [f"{ns}/chat-llm" for ns in spaces.teams]
         )
@@ -386,7 +416,6 @@ def test_prefer(
             what="the offering app deleted once nobody is bound",
         )
         watcher.stop.set()
-        delete_everything(cluster, spaces)
     record_property("half_bound_looks", watcher.looks)
     assert watcher.looks >= 10, f"only {watcher.looks} looks"
     assert watcher.violations == [], watcher.violations
@@ -398,7 +427,7 @@ def test_require(
     watcher: HalfBoundWatcher,
     tmp_path: Any,
 ) -> None:
-    with operator_with(cluster, tmp_path, "require"):
+    with operator_with(cluster, tmp_path, "require"), cleaned_up(cluster, spaces):
         set_up(cluster, spaces)
         offer = f"shared: {spaces.platform}/models/llm"
         for namespace in (spaces.team_a, spaces.team_b):
@@ -459,6 +488,5 @@ def test_require(
         )
         assert model_deployments(cluster, spaces) == []
         watcher.stop.set()
-        delete_everything(cluster, spaces)
     assert watcher.looks >= 10, f"only {watcher.looks} looks"
     assert watcher.violations == [], watcher.violations

@@ -128,9 +128,10 @@ def test_matching_and_each_rejection_reason(
     labels: dict[str, str],
     reason: str | None,
 ) -> None:
-    chosen, reasons = sharing.choose(
+    choice = sharing.choose(
         request_, [offer], namespace=namespace, namespace_labels=labels, bound=None
     )
+    chosen, reasons = choice.offer, choice.reasons
     if reason is None:
         assert (chosen, reasons) == (offer, []), case
     else:
@@ -163,13 +164,14 @@ def test_label_selectors(selector: dict[str, Any], labels: dict[str, str], admit
 def test_rejections_name_admitting_offers_and_only_count_the_others() -> None:
     too_small = replace(PLATFORM, app="small", context_size=1024)
     hidden = replace(PLATFORM, app="secret", namespaces=("elsewhere",))
-    chosen, reasons = sharing.choose(
+    choice = sharing.choose(
         model(context_size=4096),
         [too_small, hidden, replace(hidden, key="other")],
         namespace="team-a",
         namespace_labels={},
         bound=None,
     )
+    chosen, reasons = choice.offer, choice.reasons
     assert chosen is None
     assert sharing.refusal_message(model(context_size=4096), "team-a", reasons) == (
         "models.llm: sharing policy is require and no offer of ai/llama3.2 matches: "
@@ -190,10 +192,10 @@ def test_several_matches_keep_the_bound_one_else_the_first_by_name() -> None:
     first = replace(PLATFORM, namespace="a-platform")
     second = replace(PLATFORM, namespace="z-platform")
     common: dict[str, Any] = {"namespace": "team-a", "namespace_labels": {}}
-    assert sharing.choose(model(), [first, second], bound=None, **common)[0] == first
-    assert sharing.choose(model(), [first, second], bound=second.name, **common)[0] == second
+    assert sharing.choose(model(), [first, second], bound=None, **common).offer == first
+    assert sharing.choose(model(), [first, second], bound=second.name, **common).offer == second
     gone = replace(second, context_size=16)
-    chosen = sharing.choose(model(context_size=64), [first, gone], bound=gone.name, **common)[0]
+    chosen = sharing.choose(model(context_size=64), [first, gone], bound=gone.name, **common).offer
     assert chosen == first, "the bound offer no longer matches: move to the first"
 
 
@@ -403,3 +405,30 @@ def plan_module_warning() -> str:
 def test_offer_spec_roundtrip_from_the_loader() -> None:
     loaded = project_of(OFFERING).models["llm"].kubernetes.offer
     assert loaded == OfferSpec(namespaces=("team-a", "team-b"))
+
+
+def test_a_matching_offer_not_applied_yet_is_waited_for_under_any_policy() -> None:
+    pending = replace(PLATFORM, available=False)
+    choice = sharing.choose(model(), [pending], namespace="team-a", namespace_labels={}, bound=None)
+    assert (choice.offer, choice.pending, choice.reasons) == (
+        None,
+        [pending],
+        [(pending.name, "not applied yet")],
+    )
+    for policy in ("prefer", "require"):
+        result = plan(
+            project_of(CONSUMER),
+            app="chat",
+            namespace="team-a",
+            settings=Settings(sharing=policy),
+            offers=SharingInput(offers=(pending,)),
+        )
+        assert result.waiting == (
+            ("llm", "models.llm: waiting for offer platform/models/llm to be applied"),
+        )
+        assert (result.objects, result.models) == ((), ())
+    applied_elsewhere = replace(PLATFORM, namespace="b-platform")
+    choice = sharing.choose(
+        model(), [pending, applied_elsewhere], namespace="team-a", namespace_labels={}, bound=None
+    )
+    assert choice.offer == applied_elsewhere, "an applied match wins over waiting"

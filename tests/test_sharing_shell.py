@@ -200,9 +200,12 @@ def test_index_updates_wait_for_the_next_event_handler() -> None:
 # The reconciler's sharing paths.
 
 
+APPLIED = {"models": [{"name": "llm", "source": "own"}]}
+
+
 def offer_view(compose: str = PLATFORM, served: Any = None) -> Sharing:
     index = SharingIndex(real_core(), Settings())
-    index.observe(("platform", "models"), app("platform", "models", compose))
+    index.observe(("platform", "models"), app("platform", "models", compose, status=APPLIED))
     offers = index.view(("platform", "models")).offers
     return Sharing(offers=offers, served=served or {})
 
@@ -353,3 +356,53 @@ def test_without_a_selector_offer_no_namespace_is_read() -> None:
 def test_the_namespace_resource_is_cluster_scoped() -> None:
     assert kube.NAMESPACES.path("", "team-a") == "/api/v1/namespaces/team-a"
     assert kube.DEPLOYMENTS.path("team-a", "x") == "/apis/apps/v1/namespaces/team-a/deployments/x"
+
+
+def test_an_offered_model_becoming_ready_re_reconciles_only_its_bound_apps(
+    index: SharingIndex,
+) -> None:
+    bound = bound_status(("llm", "shared: platform/models/llm"))
+    index.observe(("team-a", "chat"), app("team-a", "chat", TEAM, status=bound))
+    index.observe(("team-b", "chat"), app("team-b", "chat", TEAM))
+    index.observe(("platform", "models"), app("platform", "models", PLATFORM))
+    assert index.view(("team-a", "chat")).unready == {"platform/models/llm": "not reconciled yet"}
+    pending = {"models": [{"name": "llm", "message": "pod models-llm-1: ImagePullBackOff"}]}
+    assert index.observe(
+        ("platform", "models"), app("platform", "models", PLATFORM, status=pending)
+    ) == {("team-a", "chat"), ("team-b", "chat")}, "applied at last: every app that waits"
+    serving = {"models": [{"name": "llm", "source": "own", "servedApps": 1}]}
+    assert index.observe(
+        ("platform", "models"), app("platform", "models", PLATFORM, status=serving)
+    ) == {("team-a", "chat")}
+    assert index.view(("team-a", "chat")).unready == {}
+
+
+def test_a_bound_model_is_ready_only_when_its_offer_serves() -> None:
+    api = FakeApi()
+    api.seed(kube.COMPOSE_APPS, app("team-a", "chat", TEAM))
+    waiting = Sharing(
+        offers=offer_view().offers, unready={"platform/models/llm": "pod x: ImagePullBackOff"}
+    )
+    reconciler(api).reconcile("team-a", "chat", shared=waiting)
+    (model,) = live_status(api, "team-a", "chat")["models"]
+    assert model["message"] == "offer platform/models/llm: pod x: ImagePullBackOff"
+    assert live_status(api, "team-a", "chat")["ready"]["models"] == "0/1"
+
+
+def test_an_offer_not_applied_yet_leaves_the_app_as_it_is_and_reconciling() -> None:
+    api = FakeApi()
+    api.seed(kube.COMPOSE_APPS, app("team-a", "chat", TEAM))
+    index = SharingIndex(real_core(), Settings())
+    index.observe(("platform", "models"), app("platform", "models", PLATFORM))
+    report = reconciler(api).reconcile("team-a", "chat", shared=index.view(("team-a", "chat")))
+    assert kinds(api) == []
+    assert report.bound is None, "no binding learned while waiting"
+    conditions = {c["type"]: c for c in live_status(api, "team-a", "chat")["conditions"]}
+    assert (conditions["Reconciling"]["status"], conditions["Reconciling"]["reason"]) == (
+        "True",
+        "WaitingForOffer",
+    )
+    assert conditions["Stalled"]["status"] == "False"
+    assert conditions["Ready"]["message"] == (
+        "models.llm: waiting for offer platform/models/llm to be applied"
+    )

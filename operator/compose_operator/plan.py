@@ -64,3 +64,6 @@ class Plan:
     refusals: tuple[tuple[str, str], ...] = ()
     """(model key, why) for models the sharing policy `require` refuses: when there are any,
     nothing of the app is applied (`objects` and `bindings` are empty)."""
+    waiting: tuple[tuple[str, str], ...] = ()
+    """(model key, which offer) for models whose matching offer is not applied yet: the app
+    is left as it is until it is (nothing applied, nothing pruned)."""

@@ -143,6 +143,8 @@ def plan(
     problems += _clashes(owned, bindings)
     if problems:
         raise ComposeError(file, problems)
+    if decision.waiting:
+        return Plan(waiting=tuple(sorted(decision.waiting.items())), warnings=tuple(warnings))
     if decision.refusals:
         return Plan(
             models=tuple(planned_models),

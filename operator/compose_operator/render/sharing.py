@@ -47,6 +47,8 @@ class Offer:
     gpus: int = 0
     namespaces: tuple[str, ...] = ()
     namespace_selector: Mapping[str, Any] | None = None
+    available: bool = True
+    """False until the offering app has applied it (its Service may not exist yet)."""
 
     @property
     def name(self) -> str:
@@ -74,10 +76,21 @@ class SharingInput:
 
 @dataclass(frozen=True)
 class Decision:
-    """Per model: the offer it binds to, or (under `require`) why it may not run."""
+    """Per model: the offer it binds to, or (under `require`) why it may not run, or the
+    offer it waits for (one that matches but is not applied yet)."""
 
     bindings: Mapping[str, Offer] = field(default_factory=dict)
     refusals: Mapping[str, str] = field(default_factory=dict)
+    waiting: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Choice:
+    offer: Offer | None
+    reasons: list[tuple[str | None, str]]
+    """(offer name, or None for offers that do not admit the namespace; why not taken)."""
+    pending: list[Offer]
+    """Offers that match but are not applied yet."""
 
 
 def normalised(reference: str) -> str | None:
@@ -198,6 +211,7 @@ def decide(
             by_reference.setdefault(offer.reference, []).append(offer)
     bindings: dict[str, Offer] = {}
     refusals: dict[str, str] = {}
+    waiting: dict[str, str] = {}
     for key, model in sorted(project.models.items()):
         if model.kubernetes.offer is not None:
             continue  # the platform's own offered model runs here
@@ -205,18 +219,20 @@ def decide(
             continue
         reference = normalised(model.model)
         candidates = by_reference.get(reference, []) if reference is not None else []
-        chosen, reasons = choose(
+        choice = choose(
             model,
             candidates,
             namespace=namespace,
             namespace_labels=sharing.namespace_labels,
             bound=sharing.bound.get(key),
         )
-        if chosen is not None:
-            bindings[key] = chosen
+        if choice.offer is not None:
+            bindings[key] = choice.offer
+        elif choice.pending:
+            waiting[key] = f"models.{key}: waiting for offer {choice.pending[0].name} to be applied"
         elif policy == "require":
-            refusals[key] = refusal_message(model, namespace, reasons)
-    return Decision(bindings=bindings, refusals=refusals)
+            refusals[key] = refusal_message(model, namespace, choice.reasons)
+    return Decision(bindings=bindings, refusals=refusals, waiting=waiting)
 
 
 def choose(
@@ -226,25 +242,29 @@ def choose(
     namespace: str,
     namespace_labels: Mapping[str, str],
     bound: str | None,
-) -> tuple[Offer | None, list[tuple[str | None, str]]]:
+) -> Choice:
     """The offer to bind to, and for every candidate not taken, (offer name or None, why).
 
     The name is None for offers that do not admit the namespace: those stay anonymous.
     """
     matching: list[Offer] = []
+    pending: list[Offer] = []
     reasons: list[tuple[str | None, str]] = []
     for offer in candidates:
         if not admits(offer, namespace, namespace_labels):
             reasons.append((None, f"not offered to namespace {namespace}"))
             continue
         why = unmet(offer, model)
-        if why is None:
+        if why is not None:
+            reasons.append((offer.name, why))
+        elif offer.available:
             matching.append(offer)
         else:
-            reasons.append((offer.name, why))
+            pending.append(offer)
+            reasons.append((offer.name, "not applied yet"))
     kept = [offer for offer in matching if offer.name == bound]
     ordered = kept or matching
-    return (ordered[0] if ordered else None), reasons
+    return Choice(ordered[0] if ordered else None, reasons, pending)
 
 
 def refusal_message(model: Model, namespace: str, reasons: Iterable[tuple[str | None, str]]) -> str:

@@ -93,6 +93,8 @@ class Sharing:
     offers: tuple[sharing.Offer, ...] = ()
     served: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     """Model key of this app's offer → (namespace, app) of every app bound to it."""
+    unready: Mapping[str, str] = field(default_factory=dict)
+    """Offer name (`ns/app/model`) → why it does not serve yet; absent when it does."""
 
     @property
     def serving(self) -> bool:
@@ -249,24 +251,32 @@ class Reconciler:
                 app, None, status.Outcome("ComposeSourceMissing", (str(error),)), {}, report
             )
             raise kopf.TemporaryError(str(error)) from error
-        served = (shared or Sharing()).served
+        served, unready = (shared or Sharing()).served, (shared or Sharing()).unready
+        if plan.waiting:
+            messages = tuple(why for _, why in plan.waiting)
+            self._report(app, None, status.Outcome("WaitingForOffer", messages), {}, report)
+            return report
         try:
             deployments, refused = self._execute(
                 app, plan, report, check_drift=check_drift, serving=bool(shared and shared.serving)
             )
         except NameConflict as error:
-            outcome = status.Outcome("NameConflict", (str(error),), served=served)
+            outcome = status.Outcome(
+                "NameConflict", (str(error),), served=served, unready_offers=unready
+            )
             self._report(app, plan, outcome, {}, report)
             return report
         except ApiError as error:
-            outcome = status.Outcome("ReconcileFailed", (str(error),), served=served)
+            outcome = status.Outcome(
+                "ReconcileFailed", (str(error),), served=served, unready_offers=unready
+            )
             self._report(app, plan, outcome, {}, report)
             raise kopf.TemporaryError(str(error)) from error
         if plan.refusals:
             messages = tuple(why for _, why in plan.refusals)
             outcome = status.Outcome("SharingRefused", messages, served=served)
         else:
-            outcome = status.Outcome(refused=refused, served=served)
+            outcome = status.Outcome(refused=refused, served=served, unready_offers=unready)
         self._report(app, plan, outcome, deployments, report)
         return report
 
@@ -305,11 +315,12 @@ class Reconciler:
             file=file,
             offers=offers,
         )
-        report.bound = {
-            m.key: m.source[len(sharing.SHARED_PREFIX) :]
-            for m in plan.models
-            if m.source.startswith(sharing.SHARED_PREFIX)
-        }
+        if not plan.waiting:
+            report.bound = {
+                m.key: m.source[len(sharing.SHARED_PREFIX) :]
+                for m in plan.models
+                if m.source.startswith(sharing.SHARED_PREFIX)
+            }
         return plan
 
     def _namespace_labels(self, namespace: str) -> dict[str, str]:

@@ -8,7 +8,10 @@ the apps' status (`models[].source`), so they survive a restart of the operator.
 Each update returns the apps it affects, and only those are re-reconciled:
 - an app whose offers changed: every app that wants one of the old or new references, and
   every app bound to it;
-- an app whose bindings changed: the offering apps on both sides (their served counts).
+- an app whose bindings changed: the offering apps on both sides (their served counts);
+- an offered model becoming ready or not (its app's status): the apps bound to it; and
+  being applied for the first time: every app that wants it (they wait for that, so no
+  env ever names a Service that does not exist yet).
 
 Everything here runs on the event loop; reconciles read a snapshot (`view`).
 """
@@ -16,7 +19,7 @@ Everything here runs on the event loop; reconciles read a snapshot (`view`).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from compose_operator.errors import ComposeError
@@ -33,6 +36,8 @@ class AppEntry:
     wants: frozenset[str] = frozenset()
     bound: Mapping[str, str] = field(default_factory=dict)
     """Model key → offer name (`ns/app/model`)."""
+    unready: Mapping[str, str] = field(default_factory=dict)
+    """Offered model key → why it is not serving (from the app's status); absent: ready."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,26 @@ class Totals:
     bound_apps: int
     bindings: int
     gpu_deployments_avoided: int
+
+
+NOT_REPORTED = "not reconciled yet"
+
+
+def unready_in_status(status: Mapping[str, Any], offers: tuple[Offer, ...]) -> dict[str, str]:
+    """Why each offered model is not serving, as its app's status says."""
+    entries = {
+        str(entry.get("name", "")): entry
+        for entry in status.get("models", []) or []
+        if isinstance(entry, Mapping)
+    }
+    found: dict[str, str] = {}
+    for offer in offers:
+        entry = entries.get(offer.key)
+        if entry is None:
+            found[offer.key] = NOT_REPORTED
+        elif entry.get("message"):
+            found[offer.key] = str(entry["message"])
+    return found
 
 
 def bindings_in_status(status: Mapping[str, Any]) -> dict[str, str]:
@@ -67,8 +92,10 @@ class SharingIndex:
             offers, wants = old.offers, old.wants
         if body.get("metadata", {}).get("deletionTimestamp"):
             offers = ()  # an offer being deleted is withdrawn at once
-        bound = bindings_in_status(body.get("status", {}) or {})
-        return self._update(key, AppEntry(offers, wants, bound))
+        status = body.get("status", {}) or {}
+        bound = bindings_in_status(status)
+        unready = unready_in_status(status, offers)
+        return self._update(key, AppEntry(offers, wants, bound, unready))
 
     def learn(
         self,
@@ -86,6 +113,7 @@ class SharingIndex:
                 old.offers if offers is None else offers,
                 old.wants if wants is None else wants,
                 old.bound if bound is None else dict(bound),
+                old.unready,
             ),
         )
 
@@ -95,14 +123,28 @@ class SharingIndex:
 
     def view(self, key: Key) -> Sharing:
         """Every offer, and the apps bound to each offer of this app."""
-        offers = tuple(offer for entry in self.apps.values() for offer in entry.offers)
+        offers = tuple(
+            replace(offer, available=entry.unready.get(offer.key) != NOT_REPORTED)
+            for entry in self.apps.values()
+            for offer in entry.offers
+        )
         mine = {offer.name: offer.key for offer in self.apps.get(key, AppEntry()).offers}
         served: dict[str, list[Key]] = {model: [] for model in mine.values()}
         for other, entry in sorted(self.apps.items()):
             for name in sorted(set(entry.bound.values())):
                 if name in mine and other != key:
                     served[mine[name]].append(other)
-        return Sharing(offers=offers, served={model: tuple(apps) for model, apps in served.items()})
+        unready = {
+            offer.name: why
+            for entry in self.apps.values()
+            for offer in entry.offers
+            if (why := entry.unready.get(offer.key))
+        }
+        return Sharing(
+            offers=offers,
+            served={model: tuple(apps) for model, apps in served.items()},
+            unready=unready,
+        )
 
     def apps_to_check_in(self, namespace: str) -> set[Key]:
         """Apps in `namespace` whose matches may depend on its labels (a selector offer)."""
@@ -164,6 +206,18 @@ class SharingIndex:
                 for other, entry in self.apps.items()
                 if entry.wants & references or names & set(entry.bound.values())
             }
+        if old.unready != new.unready:
+            names = {o.name for o in new.offers}
+            affected |= {
+                other for other, entry in self.apps.items() if names & set(entry.bound.values())
+            }
+            applied = {
+                o.reference
+                for o in new.offers
+                if (old.unready.get(o.key) == NOT_REPORTED)
+                != (new.unready.get(o.key) == NOT_REPORTED)
+            }
+            affected |= {other for other, entry in self.apps.items() if entry.wants & applied}
         if old.bound != new.bound:
             affected |= _offering_apps({*old.bound.values(), *new.bound.values()})
         affected.discard(key)

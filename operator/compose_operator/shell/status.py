@@ -49,6 +49,7 @@ FailureReason = Literal[
     "NameConflict",
     "ReconcileFailed",
     "SharingRefused",
+    "WaitingForOffer",
 ]
 STALLING_FAILURES = frozenset({"InvalidCompose", "NameConflict", "SharingRefused"})
 SHARED_PREFIX = "shared: "
@@ -64,6 +65,8 @@ class Outcome:
     """Compose service name → why its Deployment was not patched."""
     served: Mapping[str, Sequence[tuple[str, str]]] = field(default_factory=dict)
     """Model key of an offer of this app → (namespace, app) of every app bound to it."""
+    unready_offers: Mapping[str, str] = field(default_factory=dict)
+    """Offer name (`ns/app/model`) → why the offered model does not serve yet."""
 
 
 @dataclass(frozen=True)
@@ -220,7 +223,9 @@ def build_status(
                 ok, why = deployment_availability(model.deployment, live, pods)
                 entry["readyReplicas"] = (live or {}).get("status", {}).get("readyReplicas", 0)
             else:
-                ok, why = True, ""
+                offer = model.source[len(SHARED_PREFIX) :]
+                why = outcome.unready_offers.get(offer, "")
+                ok, why = not why, f"offer {offer}: {why}" if why else ""
             if model.offered:
                 apps = outcome.served.get(model.key, ())
                 entry["servedApps"] = len(apps)
