@@ -330,19 +330,19 @@ def managed_view(deployment: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def apply_as_helm(cluster: Any, namespace: str, *, opted_in: bool) -> None:
+    """Create the `web` Deployment the way Helm would: server-side, under another manager."""
+    annotation = f"compose-operator.io/app: {APP}" if opted_in else ""
+    cluster.kubectl(
+        "-n", namespace, "apply", "--server-side", "--field-manager=helm", "-f", "-",
+        input=BOUND_DEPLOYMENT % annotation,
+    )  # fmt: skip
+
+
 def test_bind_mode_patches_only_env_and_restores_the_deployment_exactly(
     cluster: Any, operator: OperatorProcess, namespace: str
 ) -> None:
-    cluster.kubectl(
-        "-n",
-        namespace,
-        "apply",
-        "--server-side",
-        "--field-manager=helm",
-        "-f",
-        "-",
-        input=BOUND_DEPLOYMENT % f"compose-operator.io/app: {APP}",
-    )
+    apply_as_helm(cluster, namespace, opted_in=True)
     original = managed_view(get(cluster, namespace, "deployment", "web"))
 
     apply_app(cluster, namespace, BINDING_APP)
@@ -363,30 +363,17 @@ def test_bind_mode_patches_only_env_and_restores_the_deployment_exactly(
 
     cluster.kubectl("-n", namespace, "delete", "composeapp", APP, "--wait=true", "--timeout=60s")
     eventually(
-        lambda: (
-            managed_view(get(cluster, namespace, "deployment", "web"))["spec"]["template"]
-            == original["spec"]["template"]
-        ),
-        what="the bound Deployment's template restored",
+        lambda: managed_view(get(cluster, namespace, "deployment", "web")) == original,
+        what="the bound Deployment restored: labels, annotations and spec as helm left them",
     )
     restored = get(cluster, namespace, "deployment", "web")
-    assert managed_view(restored)["spec"]["template"] == original["spec"]["template"]
     assert "compose-operator" not in {m["manager"] for m in restored["metadata"]["managedFields"]}
 
 
 def test_removing_a_binding_restores_the_deployment(
     cluster: Any, operator: OperatorProcess, namespace: str
 ) -> None:
-    cluster.kubectl(
-        "-n",
-        namespace,
-        "apply",
-        "--server-side",
-        "--field-manager=helm",
-        "-f",
-        "-",
-        input=BOUND_DEPLOYMENT % f"compose-operator.io/app: {APP}",
-    )
+    apply_as_helm(cluster, namespace, opted_in=True)
     original = get(cluster, namespace, "deployment", "web")["spec"]["template"]
     apply_app(cluster, namespace, BINDING_APP)
     wait_ready(cluster, namespace)
@@ -406,16 +393,7 @@ def test_removing_a_binding_restores_the_deployment(
 def test_deployment_that_did_not_opt_in_is_untouched_and_status_says_so(
     cluster: Any, operator: OperatorProcess, namespace: str
 ) -> None:
-    cluster.kubectl(
-        "-n",
-        namespace,
-        "apply",
-        "--server-side",
-        "--field-manager=helm",
-        "-f",
-        "-",
-        input=BOUND_DEPLOYMENT % "",
-    )
+    apply_as_helm(cluster, namespace, opted_in=False)
     before = get(cluster, namespace, "deployment", "web")
     apply_app(cluster, namespace, BINDING_APP)
 
