@@ -103,6 +103,13 @@ def test_defaults_run_with_the_webhook_on_its_service(defaults: list[dict[str, A
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
 
 
+def test_kopf_is_named_after_the_pod(defaults: list[dict[str, Any]]) -> None:
+    """Without POD_ID, kopf asks the passwd database for UID 65532, and the image has none."""
+    assert container_of(defaults)["env"] == [
+        {"name": "POD_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+    ]
+
+
 def test_default_settings_are_the_built_in_defaults_with_the_operator_as_puller(
     defaults: list[dict[str, Any]],
 ) -> None:

@@ -94,7 +94,8 @@ def test_the_operator_runs_with_the_contract_flags(objects: list[dict[str, Any]]
         "--webhook-host=compose-operator-webhook.$(POD_NAMESPACE).svc",
     ]
     assert container["env"] == [
-        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}
+        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "POD_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
     ]
     assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
         "metrics": 8080,
