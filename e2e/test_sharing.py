@@ -234,6 +234,8 @@ class HalfBoundWatcher:
     spaces: Namespaces
     violations: list[str] = field(default_factory=list)
     looks: int = 0
+    phase: str = "set-up"
+    """What the test is doing, named in each violation."""
     stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
@@ -242,7 +244,7 @@ class HalfBoundWatcher:
             # Lists of different kinds are not one snapshot: confirm with a second look that
             # sees the same Deployment env (a move between the two reads is no violation).
             if first and self.violations_now() == first:
-                self.violations += first
+                self.violations += [f"{self.phase}: {found}" for found in first]
             self.looks += 1
 
     def violations_now(self) -> list[str]:
@@ -360,6 +362,7 @@ def test_prefer(
         assert "BoundToOffer" in reasons
 
         # The offer shrinks below the teams' 4096: under prefer they run their own.
+        watcher.phase = "offer shrinks"
         triggers = metric(operator, "compose_operator_sharing_triggers_total")
         mark = operator.log_path.stat().st_size
         apply(cluster, spaces.platform, "models",
@@ -382,6 +385,7 @@ def test_prefer(
         )
 
         # Back to 8192: they bind again and their own model Deployments go.
+        watcher.phase = "offer restored"
         apply(cluster, spaces.platform, "models",
               platform_compose(8192, spaces.team_a, spaces.team_b))  # fmt: skip
         for namespace in (spaces.team_a, spaces.team_b):
@@ -399,6 +403,7 @@ def test_prefer(
         )
 
         # The offer goes: the teams move to their own models before its Service goes.
+        watcher.phase = "offer deleted"
         cluster.kubectl("-n", spaces.platform, "delete", "composeapp", "models", "--wait=false")
         for namespace in (spaces.team_a, spaces.team_b):
             wait_for(
@@ -448,6 +453,7 @@ def test_require(
         assert model_deployments(cluster, spaces) == [f"{spaces.platform}/models-llm"]
 
         # The offer shrinks: the teams are refused, with the offer named and the reason.
+        watcher.phase = "offer shrinks"
         apply(cluster, spaces.platform, "models",
               platform_compose(2048, spaces.team_a, spaces.team_b))  # fmt: skip
         for namespace in (spaces.team_a, spaces.team_b):
@@ -459,6 +465,7 @@ def test_require(
         assert model_deployments(cluster, spaces) == [f"{spaces.platform}/models-llm"]
 
         # Restored: they bind and run again.
+        watcher.phase = "offer restored"
         apply(cluster, spaces.platform, "models",
               platform_compose(8192, spaces.team_a, spaces.team_b))  # fmt: skip
         for namespace in (spaces.team_a, spaces.team_b):
@@ -468,6 +475,7 @@ def test_require(
             )  # fmt: skip
 
         # The offer goes: the teams are refused ("none exists"), never left pointing at it.
+        watcher.phase = "offer deleted"
         cluster.kubectl("-n", spaces.platform, "delete", "composeapp", "models", "--wait=false")
         for namespace in spaces.teams:
             app = wait_for(

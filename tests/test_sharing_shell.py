@@ -115,7 +115,9 @@ def test_an_offer_being_deleted_is_withdrawn_at_once(index: SharingIndex) -> Non
     deleting["metadata"]["deletionTimestamp"] = NOW
     assert index.observe(("platform", "models"), deleting) == {("team-a", "chat")}
     assert index.view(("team-a", "chat")).offers == ()
-    assert index.view(("platform", "models")).served == {}
+    assert index.view(("platform", "models")).served == {"llm": (("team-a", "chat"),)}, (
+        "withdrawn, yet serving its bound app until that moved: the deletion waits"
+    )
     assert index.forget(("platform", "models")) == set()
 
 
@@ -406,3 +408,18 @@ def test_an_offer_not_applied_yet_leaves_the_app_as_it_is_and_reconciling() -> N
     assert conditions["Ready"]["message"] == (
         "models.llm: waiting for offer platform/models/llm to be applied"
     )
+
+
+def test_an_offering_app_holds_the_finalizer_even_while_nobody_is_bound() -> None:
+    """A consumer may bind at any moment: deleting the offer must always wait for the
+    operator, which lets it go only when the index shows nobody bound."""
+    api = FakeApi()
+    api.seed(kube.COMPOSE_APPS, app("platform", "models", PLATFORM))
+    rec = reconciler(api)
+    rec.reconcile("platform", "models", shared=offer_view())
+    live = api.live(kube.COMPOSE_APPS, "platform", "models")
+    assert live is not None and live["metadata"]["finalizers"] == [FINALIZER]
+    api.others["composeapps", "platform", "models"]["metadata"]["deletionTimestamp"] = NOW
+    rec.reconcile("platform", "models", shared=offer_view())
+    live = api.live(kube.COMPOSE_APPS, "platform", "models")
+    assert live is not None and live["metadata"]["finalizers"] == []

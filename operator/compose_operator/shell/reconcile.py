@@ -16,7 +16,8 @@ Invalid Compose applies and deletes nothing. Bound Deployments (services without
 are patched only when they carry the opt-in annotation; our env entries are applied under
 our field manager alone and released by applying an empty body, which leaves the
 Deployment exactly as its owner wrote it. The `compose-operator.io/bindings` finalizer exists
-only while such patches exist, so deleting an app without bindings never waits on us.
+only while such patches exist or the app offers models (x-kubernetes.offer: its deletion waits
+until no app is bound to it any more), so deleting any other app never waits on us.
 """
 
 from __future__ import annotations
@@ -366,7 +367,10 @@ class Reconciler:
             if kind == "Deployment"
             and obj["metadata"].get("annotations", {}).get(BOUND_BY_ANNOTATION) == name
         ]
-        if accepted or serving:
+        # An app that offers models keeps the finalizer even while nobody is bound: a consumer
+        # may bind at any moment, and deleting the offer must wait until consumers moved.
+        held = bool(accepted) or serving or any(model.offered for model in plan.models)
+        if held:
             self._ensure_finalizer(app)
         for body in bodies:
             if needs_apply(body, live.get(_key(body)), check_drift=check_drift):
@@ -392,7 +396,7 @@ class Reconciler:
                 resource = kube.BY_KIND[key[0]]
                 self.api.delete(resource, namespace, key[1], obj["metadata"]["uid"])
                 report.pruned.append(f"{key[0]}/{key[1]}")
-        if not accepted and not serving and FINALIZER in app["metadata"].get("finalizers", []):
+        if not held and FINALIZER in app["metadata"].get("finalizers", []):
             self._remove_finalizer(app)
         if report.applied or report.pruned or report.released:
             report.result = "applied"

@@ -128,12 +128,16 @@ class SharingIndex:
             for entry in self.apps.values()
             for offer in entry.offers
         )
-        mine = {offer.name: offer.key for offer in self.apps.get(key, AppEntry()).offers}
-        served: dict[str, list[Key]] = {model: [] for model in mine.values()}
+        # By the names apps are bound to, not by the offers listed now: an offer being
+        # deleted is withdrawn at once, yet it serves its bound apps until they moved.
+        prefix = f"{key[0]}/{key[1]}/"
+        served: dict[str, list[Key]] = {
+            offer.key: [] for offer in self.apps.get(key, AppEntry()).offers
+        }
         for other, entry in sorted(self.apps.items()):
             for name in sorted(set(entry.bound.values())):
-                if name in mine and other != key:
-                    served[mine[name]].append(other)
+                if name.startswith(prefix) and other != key:
+                    served.setdefault(name[len(prefix) :], []).append(other)
         unready = {
             offer.name: why
             for entry in self.apps.values()
