@@ -432,3 +432,39 @@ def test_a_matching_offer_not_applied_yet_is_waited_for_under_any_policy() -> No
         model(), [pending, applied_elsewhere], namespace="team-a", namespace_labels={}, bound=None
     )
     assert choice.offer == applied_elsewhere, "an applied match wins over waiting"
+
+
+@pytest.mark.parametrize(
+    ("written", "spellings"),
+    [
+        ("ai/llama3.2", ("ai/llama3.2", "ai/llama3.2:latest", "docker.io/ai/llama3.2",
+                         "docker.io/ai/llama3.2:latest")),
+        ("docker.io/ai/llama3.2:latest", ("docker.io/ai/llama3.2:latest", "ai/llama3.2",
+                                          "ai/llama3.2:latest", "docker.io/ai/llama3.2")),
+        ("ai/qwen3:8B-Q4", ("ai/qwen3:8B-Q4", "docker.io/ai/qwen3:8B-Q4")),
+        ("registry.local:5000/m/x", ("registry.local:5000/m/x", "registry.local:5000/m/x:latest")),
+        ("hf.co/org/repo:Q4_K_M", ("hf.co/org/repo:Q4_K_M",)),
+        ("ai/x@sha256:" + "a" * 64, ("ai/x@sha256:" + "a" * 64,)),
+    ],
+)  # fmt: skip
+def test_spellings_of_a_reference(written: str, spellings: tuple[str, ...]) -> None:
+    from compose_operator import references
+
+    assert references.spellings(written) == spellings
+    assert {references.normalise(s) for s in spellings} == {references.normalise(written)}
+
+
+def test_an_offered_vllm_model_answers_to_every_spelling() -> None:
+    offered = project_of(OFFERING.replace("gpus: 2", "engine: vllm"))
+    result = plan(offered, app="models", namespace="platform", settings=Settings())
+    (deployment,) = [o for o in result.objects if o["metadata"]["name"] == "models-llm"
+                     and o["kind"] == "Deployment"]  # fmt: skip
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    start = args.index("--served-model-name") + 1
+    assert args[start : start + 5] == [
+        "ai/llama3.2",
+        "ai/llama3.2:latest",
+        "docker.io/ai/llama3.2",
+        "docker.io/ai/llama3.2:latest",
+        "--max-model-len",
+    ]

@@ -92,6 +92,28 @@ def normalise(text: str) -> str:
     return text if is_huggingface(text) else str(parse_reference(text))
 
 
+def spellings(text: str) -> tuple[str, ...]:
+    """Every usual way to write the same reference, `text` first: `ai/x`, `ai/x:latest`,
+    `docker.io/ai/x`, `docker.io/ai/x:latest`. An engine that checks the requested model name
+    (vLLM) serves an offered model under all of them, so every app that binds can keep its
+    own spelling in `*_MODEL`."""
+    if is_huggingface(text):
+        return (text,)
+    try:
+        reference = parse_reference(text)
+    except ValueError:
+        return (text,)
+    if reference.digest is not None:
+        return (text,)
+    repositories = [f"{reference.registry}/{reference.repository}"]
+    if reference.registry == DEFAULT_REGISTRY:
+        short = reference.repository.removeprefix("library/")
+        repositories = [short, f"{DEFAULT_REGISTRY}/{short}", *repositories]
+    tags = [f":{reference.tag}"] if reference.tag != DEFAULT_TAG else ["", f":{DEFAULT_TAG}"]
+    found = [text] + [repository + tag for repository in repositories for tag in tags]
+    return tuple(dict.fromkeys(found))
+
+
 def apply_mirrors(reference: Reference, mirrors: Mapping[str, str]) -> Reference:
     """Rewrite the registry host, e.g. {"docker.io": "registry.local:5000"} for an air gap."""
     mirror = mirrors.get(reference.registry)

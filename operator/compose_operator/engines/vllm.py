@@ -2,14 +2,16 @@
 
 `serve <model>` must come first: vLLM refuses a model given after other flags
 (research/engines.md). `--served-model-name` makes requests naming the Compose model work;
-another name gets 404. Worker processes share tensors through `/dev/shm`, which a container
-gets only 64 MiB of unless a memory-backed volume is mounted there.
+another name gets 404, so an offered model is served under every spelling of its
+reference. Worker processes share tensors through `/dev/shm`, which a container gets only
+64 MiB of unless a memory-backed volume is mounted there.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from compose_operator import references
 from compose_operator.engines import base
 from compose_operator.errors import Problem, Warning
 from compose_operator.project import Model
@@ -41,7 +43,10 @@ class Vllm:
 
     def args(self, model: Model, weights: base.Weights, gpus: int) -> list[str]:
         source = base.MODELS_DIR if weights.huggingface is None else _repo(weights.huggingface)
-        args = ["serve", source, "--port", str(self.port), "--served-model-name", model.model]
+        # An offered model answers to every spelling of its reference: apps that bind keep
+        # their own in `*_MODEL`, and vLLM refuses names it does not serve.
+        served = references.spellings(model.model) if model.kubernetes.offer else (model.model,)
+        args = ["serve", source, "--port", str(self.port), "--served-model-name", *served]
         if model.context_size is not None:
             args += ["--max-model-len", str(model.context_size)]
         if gpus > 1:
