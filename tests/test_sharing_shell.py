@@ -423,3 +423,37 @@ def test_an_offering_app_holds_the_finalizer_even_while_nobody_is_bound() -> Non
     rec.reconcile("platform", "models", shared=offer_view())
     live = api.live(kube.COMPOSE_APPS, "platform", "models")
     assert live is not None and live["metadata"]["finalizers"] == []
+
+
+class SharingController:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    def app_observed(self, key: tuple[str, str], body: Any) -> None:
+        self.calls.append(("observed", key))
+
+    def namespace_changed(self, namespace: str) -> None:
+        self.calls.append(("namespace", namespace))
+
+
+def test_handlers_feed_the_index_and_watch_namespaces_only_when_asked() -> None:
+    import asyncio
+
+    import kopf
+
+    from compose_operator.shell import handlers
+
+    controller = SharingController()
+    quiet = kopf.OperatorRegistry()
+    handlers.register(quiet, controller)  # type: ignore[arg-type]
+    assert "namespace-event" not in {h.id for h in quiet._watching.get_all_handlers()}
+    registry = kopf.OperatorRegistry()
+    handlers.register(registry, controller, watch_namespaces=True)  # type: ignore[arg-type]
+    indexes = {h.id: h for h in registry._indexing.get_all_handlers()}
+    watching = {h.id: h for h in registry._watching.get_all_handlers()}
+    body = app("team-a", "chat", TEAM)
+    index_fn: Any = indexes["sharing"].fn
+    namespace_fn: Any = watching["namespace-event"].fn
+    assert asyncio.run(index_fn(namespace="team-a", name="chat", body=body)) is None
+    asyncio.run(namespace_fn(name="team-a", type="MODIFIED"))
+    assert controller.calls == [("observed", ("team-a", "chat")), ("namespace", "team-a")]

@@ -41,7 +41,11 @@ def _spec_schema() -> Schema:
         "properties": {
             "compose": _string(
                 "The Compose file text, verbatim (the top-level `models:` element included). "
-                "Exactly one of compose and composeFrom is set."
+                "Exactly one of compose and composeFrom is set. A model may carry "
+                "`x-kubernetes.offer` ({namespaces: [..]} or {namespaceSelector: {..}}) to offer "
+                "it to apps in other namespaces, which then bind to it instead of running their "
+                "own; `x-kubernetes.shared: false` keeps a model from binding to an offer "
+                "(unless the operator's sharing policy is require)."
             ),
             "composeFrom": {
                 "type": "object",
