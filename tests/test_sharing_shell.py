@@ -449,8 +449,8 @@ def test_handlers_feed_the_index_and_watch_namespaces_only_when_asked() -> None:
     assert "namespace-event" not in {h.id for h in quiet._watching.get_all_handlers()}
     registry = kopf.OperatorRegistry()
     handlers.register(registry, controller, watch_namespaces=True)  # type: ignore[arg-type]
-    indexes = {h.id: h for h in registry._indexing.get_all_handlers()}
-    watching = {h.id: h for h in registry._watching.get_all_handlers()}
+    indexes: dict[str, Any] = {h.id: h for h in registry._indexing.get_all_handlers()}
+    watching: dict[str, Any] = {h.id: h for h in registry._watching.get_all_handlers()}
     body = app("team-a", "chat", TEAM)
     index_fn: Any = indexes["sharing"].fn
     namespace_fn: Any = watching["namespace-event"].fn
