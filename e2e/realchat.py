@@ -32,6 +32,8 @@ EXAMPLE_DIR = REPO / "examples" / "chat-app"
 OPERATOR_NAMESPACE = "compose-system"
 RELEASE = "compose-operator"
 REGISTRY_SERVICE = "registry.kube-system.svc.cluster.local:5000"
+WEBHOOK_CONFIGURATION = "compose-operator.io"
+"""The ValidatingWebhookConfiguration the operator registers itself (kopf's managed one)."""
 GPU_TAINT = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 READY_TIMEOUT = 1200.0
 """Cold: the kubelet pulls and unpacks the 6.7 GB vLLM image, then vLLM loads on CPU (~50 s)."""
@@ -154,19 +156,39 @@ def install_operator(kube: Kube, images: Images, say: Say) -> None:
         values.flush()
         kube.helm(
             "upgrade", "--install", RELEASE, str(CHART),
-            "--namespace", OPERATOR_NAMESPACE, "--create-namespace",
-            "-f", values.name, "--wait", "--timeout", "5m",
+            "--namespace", OPERATOR_NAMESPACE, "--create-namespace", "-f", values.name,
         )  # fmt: skip
     wait_for(
+        lambda: operator_ready(kube),
+        "the operator's pod to be Ready",
+        timeout=300,
+        diagnose=lambda: operator_diagnosis(kube),
+        progress=lambda: ", ".join(
+            f"{pod['metadata']['name']}={pod_state(pod)}"
+            for pod in kube.get("-n", OPERATOR_NAMESPACE, "pods")["items"]
+        ),
+        say=say,
+    )
+    wait_for(
         lambda: kube.kubectl(
-            "get", "validatingwebhookconfigurations", "-l",
-            "app.kubernetes.io/managed-by=compose-operator", "-o", "name", check=False,
+            "get", "validatingwebhookconfiguration", WEBHOOK_CONFIGURATION, "-o", "name",
+            check=False,
         ).stdout.strip() or None,
         "the operator's webhook registration",
         timeout=120,
         diagnose=lambda: operator_diagnosis(kube),
     )  # fmt: skip
     say("operator Ready, webhook registered")
+
+
+def operator_ready(kube: Kube) -> bool | None:
+    """True once the Deployment is available; fails at once when the operator crash-loops."""
+    for pod in kube.get("-n", OPERATOR_NAMESPACE, "pods")["items"]:
+        for container in pod.get("status", {}).get("containerStatuses", []):
+            if container.get("restartCount", 0) >= 2:
+                raise AssertionError(f"the operator keeps crashing\n{operator_diagnosis(kube)}")
+    deployment = kube.get("-n", OPERATOR_NAMESPACE, "deployment", RELEASE)
+    return True if deployment.get("status", {}).get("availableReplicas") else None
 
 
 def operator_diagnosis(kube: Kube) -> str:
