@@ -10,9 +10,10 @@ PY := $(VENV)/bin
 help:
 	@echo "make demo       start a local cluster, the operator and the example chat app"
 	@echo "make demo-down  stop it all"
-	@echo "make test       lint, unit tests and the end-to-end suite (what CI runs)"
+	@echo "make test       lint, unit tests, the kwok end-to-end suite and the real-node suite (CI)"
 	@echo "make unit       unit tests only (no cluster)"
-	@echo "make e2e        the end-to-end suite against a real control plane"
+	@echo "make e2e        the end-to-end suite against a real control plane (kwok nodes)"
+	@echo "make realnode-test  the real-node suite alone (root; builds images, runs real engines)"
 	@echo "make bench      render benchmark"
 
 $(VENV)/.synced: pyproject.toml uv.lock
@@ -34,12 +35,13 @@ unit: deps
 e2e: deps cluster-build
 	$(PY)/pytest e2e -m "e2e and not realnode"
 
-test: deps cluster-build lint unit e2e
+# Two pytest sessions: the real node taints the kwok nodes while it runs (e2e/realnode/README.md).
+test: deps cluster-build lint unit e2e realnode-test
 
 bench: deps
 	$(PY)/python benchmarks/render_bench.py
 
-demo: deps cluster-build
+demo: deps cluster-build realnode-build images-deps
 	e2e/demo.sh up
 
 demo-down:
@@ -63,7 +65,7 @@ cluster-status:
 
 # realnode: a real node (kubelet, containerd) beside the kwok nodes (e2e/realnode/); needs root.
 # realnode-up joins the running cluster (make cluster-up first); eval the output of: e2e/realnode/node.sh env
-.PHONY: realnode-deps realnode-build realnode-up realnode-down realnode-status realnode-test
+.PHONY: realnode-deps realnode-build realnode-up realnode-down realnode-status realnode-test images-deps
 
 realnode-deps:
 	e2e/realnode/install-deps.sh
@@ -80,6 +82,10 @@ realnode-down:
 realnode-status:
 	e2e/realnode/node.sh status
 
-realnode-test: deps cluster-build realnode-build
+realnode-test: deps cluster-build realnode-build images-deps
 	$(PY)/pytest e2e -m realnode
+
+# What e2e/images/build.sh needs besides the node's packages (llama.cpp is compiled here).
+images-deps:
+	tools/ensure-debian-packages.sh debootstrap cmake g++ make python3-pip podman runc
 # end realnode

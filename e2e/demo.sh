@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# The newcomer's demo: a real control plane with kwok GPU nodes, the operator running as a
-# local process under the Helm chart's ServiceAccount and RBAC, and the example chat app.
+# The newcomer's demo. By default everything runs for real (needs root): a real control plane,
+# a real node (kubelet, containerd, CoreDNS, a local registry) beside the kwok GPU nodes, the
+# operator as a pod installed with its Helm chart, and the example chat app from
+# examples/chat-app/ with llama.cpp and vLLM serving real small models on CPU. After Ready the
+# app is asked a question and the model's answer is printed.
 #
-#   e2e/demo.sh up     build or reuse the binaries, start everything, apply the app, wait
-#   e2e/demo.sh down   stop the operator and the cluster
+#   e2e/demo.sh up          build or reuse everything, start it, apply the app, wait, ask
+#   e2e/demo.sh up --kwok   no root needed: kwok nodes only (simulated pods), the operator as a
+#                           local process under the chart's ServiceAccount, examples/chat-app.yaml
+#   e2e/demo.sh down        stop whatever is running (node, operator, cluster)
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -33,10 +38,41 @@ stop_operator() {
 }
 
 down() {
+    if e2e/realnode/node.sh status >/dev/null 2>&1; then
+        step "Stopping the real node"
+        e2e/realnode/node.sh down
+    fi
     step "Stopping the operator"
     stop_operator
     step "Stopping the cluster"
     e2e/cluster/cluster.sh down
+}
+
+up_real() {
+    step "Building or reusing the cluster and node binaries (cold: about 8 minutes)"
+    bin="$(e2e/cluster/build.sh | tail -n 1)"
+    export PATH="$bin:$PATH"
+    e2e/realnode/build.sh >/dev/null
+
+    step "Starting the cluster (kube-apiserver, controller-manager, scheduler, etcd, kwok nodes)"
+    stop_operator
+    e2e/cluster/cluster.sh up >/dev/null
+    eval "$(e2e/cluster/cluster.sh env)"
+
+    step "Starting the real node (containerd, kubelet, kube-proxy, CoreDNS, registry)"
+    e2e/realnode/node.sh up >/dev/null
+    eval "$(e2e/realnode/node.sh env)"
+    kubectl get nodes -L type -L node.kubernetes.io/instance-type -L topology.kubernetes.io/region
+
+    step "Images and models into the node's registry, the operator (Helm), the app, Ready"
+    echo "   (cold: the images are built here and vLLM's 6.7 GB image is pulled; see README)"
+    .venv/bin/python e2e/realchat.py up "$app_namespace" "$app_name"
+
+    step "Asking the app (POST /chat inside its pod: vLLM embeds, llama.cpp answers)"
+    .venv/bin/python e2e/realchat.py ask "$app_namespace" \
+        "Which engine serves embedding models, and which serves GGUF models?"
+
+    show_result
 }
 
 service_account_kubeconfig() {
@@ -119,6 +155,10 @@ yaml.safe_dump_all(docs, sys.stdout)' \
     done
     [[ "$ready" == "True" ]] || { echo "the app did not become Ready; see $operator_log" >&2; exit 1; }
 
+    show_result
+}
+
+show_result() {
     step "What the operator made"
     kubectl -n "$app_namespace" get capp,deploy,svc,pods -o wide
 
@@ -131,8 +171,9 @@ yaml.safe_dump_all(docs, sys.stdout)' \
     echo "Stop everything with: make demo-down"
 }
 
-case "${1:-}" in
-    up) up ;;
-    down) down ;;
-    *) echo "usage: $0 up|down" >&2; exit 2 ;;
+case "${1:-} ${2:-}" in
+    "up --kwok") up ;;
+    "up ") up_real ;;
+    "down ") down ;;
+    *) echo "usage: $0 up [--kwok] | down" >&2; exit 2 ;;
 esac

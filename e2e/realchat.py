@@ -375,7 +375,13 @@ def main(argv: list[str]) -> int:
         up(kube, argv[1], argv[2], say)
         return 0
     if argv[:1] == ["ask"] and len(argv) == 3:
-        print(json.dumps(ask(kube, argv[1], argv[2]), indent=1))
+        reply = ask(kube, argv[1], argv[2])
+        print(f"Q: {reply['question']}\nA: {reply['answer'].strip()}")
+        print(
+            f"   ({reply['model']}, {reply['usage']['total_tokens']} tokens; context from "
+            f"{reply['embedding']['model']} ({reply['embedding']['dimensions']} dimensions): "
+            f'"{reply["context"]["note"]}")'
+        )
         return 0
     print(__doc__, file=sys.stderr)
     return 2
