@@ -6,6 +6,15 @@ Each test runs its own operator process (as the chart's ServiceAccount, with the
 for `networkPolicies: true`) with its own settings file, and a watcher thread checks, the whole
 time, that nothing is half-bound: a service's `LLM_URL` never names a Service that does not
 exist, and no app with a model bound to an offer also runs its own model Deployment.
+
+Not here: the real-node proof (a chat completion across namespaces). It would reuse the
+`realnode` fixture and the chat-app images of test_realnode_basics.py: a platform namespace
+offers the llama.cpp CPU model (`x-kubernetes: {gpus: 0, offer: {namespaces: [team]}}`, the
+node's local registry as mirror), the team namespace applies examples/chat-app with the same
+model reference, and a pod in the team namespace POSTs to `$CHAT_MODEL_URL/chat/completions`
+(cross-namespace Service DNS through the node's CoreDNS); then, with `networkPolicies: true`,
+a pod in a third namespace must time out against the same URL, which only holds where the
+node's network plugin enforces NetworkPolicies (plain bridge/host-local CNI does not; say so).
 """
 
 from __future__ import annotations
