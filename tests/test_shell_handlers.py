@@ -85,12 +85,13 @@ def test_owned_object_handlers_filter_on_our_marks(registry: kopf.OperatorRegist
     filters: dict[str, Any] = {
         h.id: (h.labels, h.annotations)
         for h in registry._watching.get_all_handlers()
-        if h.id.startswith(("deployments", "services", "persistentvolumeclaims"))
+        if h.id.startswith(("deployments", "services", "persistentvolumeclaims", "pods"))
     }
     assert set(filters) == {
         "deployments-labels-compose-operator.io/app",
         "services-labels-compose-operator.io/app",
         "persistentvolumeclaims-labels-compose-operator.io/app",
+        "pods-labels-compose-operator.io/app",
         "deployments-annotations-compose-operator.io/app",
         "deployments-annotations-compose-operator.io/bound-by",
     }

@@ -102,6 +102,9 @@ def register(
     on_marked("apps", "v1", "deployments", "labels", APP_LABEL)
     on_marked("", "v1", "services", "labels", APP_LABEL)
     on_marked("", "v1", "persistentvolumeclaims", "labels", APP_LABEL)
+    # A pod's state changes (a crash-looping init container) while its Deployment's does not:
+    # the status says why a model is not ready as soon as the pod does, not at the next resync.
+    on_marked("", "v1", "pods", "labels", APP_LABEL)
     on_marked("apps", "v1", "deployments", "annotations", OPT_IN_ANNOTATION)
     on_marked("apps", "v1", "deployments", "annotations", BOUND_BY_ANNOTATION)
 
