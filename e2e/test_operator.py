@@ -394,6 +394,8 @@ def test_deployment_that_did_not_opt_in_is_untouched_and_status_says_so(
     cluster: Any, operator: OperatorProcess, namespace: str
 ) -> None:
     apply_as_helm(cluster, namespace, opted_in=False)
+    # Settled first: the controller-manager's status updates also bump the resourceVersion.
+    cluster.kubectl("-n", namespace, "rollout", "status", "deployment/web", "--timeout=120s")
     before = get(cluster, namespace, "deployment", "web")
     apply_app(cluster, namespace, BINDING_APP)
 
