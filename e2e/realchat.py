@@ -42,11 +42,13 @@ Say = Callable[[str], None]
 T = TypeVar("T")
 
 
-def say_to(stream: TextIO) -> Say:
+def say_to(stream: TextIO | None = None) -> Say:
+    """Timed progress lines; without a stream, to whatever sys.stderr is at each call."""
     started = time.monotonic()
 
     def say(message: str) -> None:
-        print(f"[{time.monotonic() - started:5.0f}s] {message}", file=stream, flush=True)
+        out = stream or sys.stderr
+        print(f"[{time.monotonic() - started:5.0f}s] {message}", file=out, flush=True)
 
     return say
 
@@ -370,7 +372,7 @@ def main(argv: list[str]) -> int:
         helm_path=Path(shutil.which("helm") or "helm"),
         kubeconfig=Path(os.environ["KUBECONFIG"]),
     )
-    say = say_to(sys.stderr)
+    say = say_to()
     if argv[:1] == ["up"] and len(argv) == 3:
         up(kube, argv[1], argv[2], say)
         return 0

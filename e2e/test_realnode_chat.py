@@ -13,7 +13,6 @@ import math
 import os
 import re
 import subprocess
-import sys
 import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -46,7 +45,7 @@ GGUF_BYTES = 253_113_024
 def say(pytestconfig: pytest.Config) -> Callable[[str], None]:
     """Progress on the terminal, past pytest's capture."""
     capture = pytestconfig.pluginmanager.getplugin("capturemanager")
-    inner = realchat.say_to(sys.stderr)
+    inner = realchat.say_to()
 
     def say(message: str) -> None:
         with capture.global_and_fixture_disabled():
@@ -61,10 +60,10 @@ def kube(cluster: Cluster) -> Kube:
 
 
 @pytest.fixture(scope="module")
-def images(realnode: RealNode, pytestconfig: pytest.Config, say: Say) -> Images:
+def images(realnode: RealNode, pytestconfig: pytest.Config) -> Images:
     capture = pytestconfig.pluginmanager.getplugin("capturemanager")
     with capture.global_and_fixture_disabled():
-        return realchat.build_and_push(realnode.registry, realchat.say_to(os.sys.stderr))  # type: ignore[attr-defined]
+        return realchat.build_and_push(realnode.registry, realchat.say_to())
 
 
 @pytest.fixture(scope="module")
