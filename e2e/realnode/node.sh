@@ -720,6 +720,11 @@ cmd_down() {
         kubectl delete node "$node_name" --wait=false >/dev/null 2>&1 || true
         set_kwok_taint remove
     fi
+    # The pods' host-side veths, named now: one whose namespace the kernel frees late would
+    # outlive the bridge (seen once after a demo with vLLM), so they are deleted by name below.
+    local -a pod_veths
+    mapfile -t pod_veths < <(ip -o link show master "$bridge_link" 2>/dev/null \
+        | awk -F': ' '{ split($2, name, "@"); print name[1] }')
     stop 10 kubelet kube-proxy
     if pid_of containerd >/dev/null; then
         # Every container and sandbox goes; the images stay in the cache for the next run.
@@ -745,6 +750,9 @@ cmd_down() {
     # their veth pairs with them.
     unmount_under "$work"
     unmount_under "$containerd_root"
+    for veth in "${pod_veths[@]}"; do
+        ip link delete "$veth" 2>/dev/null || true
+    done
     ip link delete "$bridge_link" 2>/dev/null || true
     ip link delete "$host_link" 2>/dev/null || true
     if [[ -f "$work/baseline/chains" ]]; then
