@@ -40,7 +40,7 @@ CONTRACT_NAMESPACED: frozenset[Grant] = frozenset(
         ["list", "watch", "create", "patch", "delete"],
     )
     | _grants([""], ["configmaps"], ["get", "list", "watch"])
-    | _grants([""], ["pods"], ["list"])
+    | _grants([""], ["pods"], ["list", "watch"])
     | _grants([""], ["events"], ["create"])
 )
 CONTRACT_DISCOVERY: frozenset[Grant] = frozenset(

@@ -79,13 +79,13 @@ manifests' ClusterRole (tests/test_packaging_rbac.py pins both to one list).
 - apiGroups: [""]
   resources: [services, persistentvolumeclaims]
   verbs: [list, watch, create, patch, delete]
-# Compose text from spec.composeFrom.configMapKeyRef; pods only to say why a model is not ready.
+# Compose text from spec.composeFrom.configMapKeyRef; pods (watched) to say at once why a model is not ready.
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [get, list, watch]
 - apiGroups: [""]
   resources: [pods]
-  verbs: [list]
+  verbs: [list, watch]
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
