@@ -60,8 +60,8 @@ def eventually(
     )
 
 
-def install_crd_and_rbac(cluster: Any, *, webhook: bool) -> str:
-    """Apply the CRD and the chart's RBAC; return the ServiceAccount's user name."""
+def install_crd_and_rbac(cluster: Any, *, webhook: bool, chart_values: tuple[str, ...] = ()) -> str:
+    """Apply the CRD and the chart's RBAC (rendered with `--set` values); return the account."""
     cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds" / "composeapp.yaml"))
     cluster.kubectl(
         "wait",
@@ -80,13 +80,16 @@ def install_crd_and_rbac(cluster: Any, *, webhook: bool) -> str:
             OPERATOR_NAMESPACE,
             "--set",
             f"webhook.enabled={'true' if webhook else 'false'}",
+            *(argument for value in chart_values for argument in ("--set", value)),
         ],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
     rbac = [doc for doc in yaml.safe_load_all(rendered) if doc and doc["kind"] in RBAC_KINDS]
-    cluster.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(rbac))
+    cluster.kubectl(
+        "apply", "--server-side", "--force-conflicts", "-f", "-", input=yaml.safe_dump_all(rbac)
+    )
     account = next(doc for doc in rbac if doc["kind"] == "ServiceAccount")
     return str(account["metadata"]["name"])
 

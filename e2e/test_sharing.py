@@ -23,7 +23,6 @@ import contextlib
 import json
 import re
 import secrets
-import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,16 +33,13 @@ import yaml
 
 from operator_harness import (
     KWOK_SETTINGS,
-    OPERATOR_NAMESPACE,
-    RBAC_KINDS,
-    RELEASE,
-    REPO,
     OperatorProcess,
     compose_app,
     condition,
     dumps,
     env_of,
     eventually,
+    install_crd_and_rbac,
     running_operator,
 )
 
@@ -91,36 +87,6 @@ class Namespaces:
         return (self.platform, *self.teams)
 
 
-def install_rbac_with_network_policies(cluster: Any) -> str:
-    """The CRD and the chart's RBAC as rendered for `settings.networkPolicies=true`."""
-    cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds" / "composeapp.yaml"))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/composeapps.compose-operator.io")
-    cluster.kubectl("create", "namespace", OPERATOR_NAMESPACE, check=False)
-    rendered = subprocess.run(
-        [
-            str(cluster.helm_path),
-            "template",
-            RELEASE,
-            str(REPO / "charts" / "compose-operator"),
-            "--namespace",
-            OPERATOR_NAMESPACE,
-            "--set",
-            "webhook.enabled=false",
-            "--set",
-            "settings.networkPolicies=true",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    rbac = [doc for doc in yaml.safe_load_all(rendered) if doc and doc["kind"] in RBAC_KINDS]
-    cluster.kubectl(
-        "apply", "--server-side", "--force-conflicts", "-f", "-", input=yaml.safe_dump_all(rbac)
-    )
-    account = next(doc for doc in rbac if doc["kind"] == "ServiceAccount")
-    return str(account["metadata"]["name"])
-
-
 @pytest.fixture
 def spaces(cluster: Any) -> Iterator[Namespaces]:
     suffix = secrets.token_hex(3)
@@ -140,7 +106,9 @@ def spaces(cluster: Any) -> Iterator[Namespaces]:
 def operator_with(
     cluster: Any, scratch: Any, policy: str
 ) -> Any:  # a context manager of OperatorProcess
-    account = install_rbac_with_network_policies(cluster)
+    account = install_crd_and_rbac(
+        cluster, webhook=False, chart_values=("settings.networkPolicies=true",)
+    )
     settings = yaml.safe_load(KWOK_SETTINGS.read_text()) or {}
     settings.update({"sharing": policy, "networkPolicies": True})
     return running_operator(
