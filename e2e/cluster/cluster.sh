@@ -180,6 +180,15 @@ cmd_up() {
     kubectl --kubeconfig "$kubeconfig" config use-context "kwok-$name" >/dev/null
     kubectl --kubeconfig "$kubeconfig" apply -f "$here/nodes.yaml" >&2
     kubectl --kubeconfig "$kubeconfig" wait --for=condition=Ready node --all --timeout=60s >&2
+    # The node lifecycle controller drops the not-ready taint a moment after Ready: until then
+    # the scheduler avoids the node (a test saw the taint still on a Ready node).
+    local tries=0
+    while kubectl --kubeconfig "$kubeconfig" get nodes \
+        -o jsonpath='{.items[*].spec.taints[*].key}' | grep -q 'node.kubernetes.io/not-ready'; do
+        tries=$((tries + 1))
+        ((tries < 150)) || die "a node kept its node.kubernetes.io/not-ready taint for 30 s"
+        sleep 0.2
+    done
     # New namespaces need their default ServiceAccount before Pods can be created.
     kubectl --kubeconfig "$kubeconfig" -n default wait --for=create serviceaccount/default \
         --timeout=60s >/dev/null
