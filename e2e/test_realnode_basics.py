@@ -12,6 +12,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -195,6 +196,13 @@ def outside_host() -> Iterator[str]:
         run("nsenter", "--target", str(listener.pid), "--net", *command)
 
     try:
+        # Popen returns before `unshare` has made the namespace: a veth moved to the pid too early
+        # lands in ours (seen once in CI as "eth0: File exists"). Wait until the namespace differs.
+        own_namespace = Path("/proc/self/ns/net").readlink()
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{listener.pid}/ns/net").readlink() == own_namespace:
+            assert time.monotonic() < deadline, "unshare never made the listener's namespace"
+            time.sleep(0.02)
         run(
             "ip",
             "link",
