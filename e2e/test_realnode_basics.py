@@ -155,7 +155,8 @@ def test_pod_reaches_a_service_by_its_dns_name(realnode: RealNode, namespace: st
     )
     realnode.wait_for_phase(namespace, "client", "Succeeded")
 
-    assert realnode.logs(namespace, "client") == "served-from-web\n"
+    # A first try that timed out leaves busybox's "Terminated" before the answer.
+    assert realnode.logs(namespace, "client").splitlines()[-1] == "served-from-web"
 
 
 def test_pod_reaches_the_api_server_through_the_kubernetes_service(

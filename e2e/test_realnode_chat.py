@@ -74,7 +74,9 @@ def operator(kube: Kube, images: Images, say: Say) -> Iterator[None]:
         kube.kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=true",
                      "--timeout=120s", check=False)  # fmt: skip
     kube.helm("uninstall", realchat.RELEASE, "--namespace", realchat.OPERATOR_NAMESPACE, "--wait")
-    kube.kubectl("delete", "namespace", realchat.OPERATOR_NAMESPACE, "--wait=false", check=False)
+    # Waited for: a module installing the operator next must not meet a terminating namespace.
+    kube.kubectl("delete", "namespace", realchat.OPERATOR_NAMESPACE, "--wait=true",
+                 "--timeout=120s", check=False)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
