@@ -48,6 +48,18 @@ PROBES = {
     },
 }
 
+MODEL_POD_SECURITY = {
+    "runAsUser": 65532,
+    "runAsGroup": 65532,
+    "fsGroup": 65532,
+    "fsGroupChangePolicy": "OnRootMismatch",
+    "runAsNonRoot": True,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+CONTAINER_SECURITY = {"capabilities": {"drop": ["ALL"]}, "allowPrivilegeEscalation": False}
+SCRATCH_MOUNT = {"name": "tmp", "mountPath": "/tmp"}
+SCRATCH_VOLUME = {"name": "tmp", "emptyDir": {}}
+
 
 def words(text: str) -> list[str]:
     return text.split(" ")
@@ -104,6 +116,7 @@ def test_a_default_model_renders_exactly_these_objects() -> None:
                     "spec": {
                         "automountServiceAccountToken": False,
                         "enableServiceLinks": False,
+                        "securityContext": MODEL_POD_SECURITY,
                         "tolerations": [GPU_TOLERATION],
                         "initContainers": [
                             {
@@ -118,6 +131,10 @@ def test_a_default_model_renders_exactly_these_objects() -> None:
                                 ],
                                 "volumeMounts": [{"name": "models", "mountPath": "/models"}],
                                 "terminationMessagePolicy": "FallbackToLogsOnError",
+                                "securityContext": {
+                                    "readOnlyRootFilesystem": True,
+                                    **CONTAINER_SECURITY,
+                                },
                             }
                         ],
                         "containers": [
@@ -135,16 +152,22 @@ def test_a_default_model_renders_exactly_these_objects() -> None:
                                 "env": [
                                     {"name": "DO_NOT_TRACK", "value": "1"},
                                     {"name": "HF_HUB_OFFLINE", "value": "1"},
+                                    {"name": "HOME", "value": "/tmp"},
                                 ],
                                 "resources": {"limits": {"nvidia.com/gpu": "1"}},
                                 **PROBES,
                                 "volumeMounts": [
-                                    {"name": "models", "mountPath": "/models", "readOnly": True}
+                                    {"name": "models", "mountPath": "/models", "readOnly": True},
+                                    SCRATCH_MOUNT,
                                 ],
                                 "terminationMessagePolicy": "FallbackToLogsOnError",
+                                "securityContext": CONTAINER_SECURITY,
                             }
                         ],
-                        "volumes": [{"name": "models", "emptyDir": {"sizeLimit": "20Gi"}}],
+                        "volumes": [
+                            {"name": "models", "emptyDir": {"sizeLimit": "20Gi"}},
+                            SCRATCH_VOLUME,
+                        ],
                     },
                 },
             },
@@ -219,14 +242,17 @@ def test_vllm_with_four_gpus_a_cache_and_its_own_image() -> None:
     assert container["env"] == [
         {"name": "DO_NOT_TRACK", "value": "1"},
         {"name": "HF_HUB_OFFLINE", "value": "1"},
+        {"name": "HOME", "value": "/tmp"},
         {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
     ]
     assert container["volumeMounts"] == [
         {"name": "models", "mountPath": "/models", "readOnly": True},
+        SCRATCH_MOUNT,
         {"name": "dshm", "mountPath": "/dev/shm"},
     ]
     assert pod(objects)["volumes"] == [
         {"name": "models", "persistentVolumeClaim": {"claimName": "chat-llm-cache"}},
+        SCRATCH_VOLUME,
         {"name": "dshm", "emptyDir": {"medium": "Memory"}},
     ]
     assert pod(objects)["initContainers"][0]["args"] == [
@@ -274,9 +300,10 @@ def test_a_hugging_face_model_is_downloaded_by_the_engine_into_the_model_volume(
     assert container["env"] == [
         {"name": "DO_NOT_TRACK", "value": "1"},
         {"name": "HF_HOME", "value": "/models/huggingface"},
+        {"name": "HOME", "value": "/tmp"},
         {"name": "LLAMA_CACHE", "value": "/models/llama.cpp"},
     ]
-    assert container["volumeMounts"] == [{"name": "models", "mountPath": "/models"}]
+    assert container["volumeMounts"] == [{"name": "models", "mountPath": "/models"}, SCRATCH_MOUNT]
 
 
 def test_vllm_serves_a_hugging_face_repository_and_says_the_tag_is_ignored() -> None:

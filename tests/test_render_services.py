@@ -118,6 +118,10 @@ def test_a_web_service_renders_exactly_these_objects() -> None:
                     "spec": {
                         "automountServiceAccountToken": False,
                         "enableServiceLinks": False,
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
                         "containers": [
                             {
                                 "name": "web",
@@ -142,7 +146,12 @@ def test_a_web_service_renders_exactly_these_objects() -> None:
                                 },
                                 "readinessProbe": probe,
                                 "livenessProbe": probe,
-                                "securityContext": {"runAsUser": 1000, "runAsGroup": 2000},
+                                "securityContext": {
+                                    "runAsUser": 1000,
+                                    "runAsGroup": 2000,
+                                    "capabilities": {"drop": ["ALL"]},
+                                    "allowPrivilegeEscalation": False,
+                                },
                             }
                         ],
                     },
@@ -298,7 +307,7 @@ def test_a_gpu_service_gets_the_gpu_limit_and_toleration() -> None:
 def test_a_user_name_cannot_be_resolved_and_is_ignored_with_a_warning() -> None:
     result = planned(Service(name="web", image="web:1", user="nobody"))
     container = service_objects(result)[0]["spec"]["template"]["spec"]["containers"][0]
-    assert "securityContext" not in container
+    assert "runAsUser" not in container["securityContext"]
     assert result.warnings == (
         Warning(
             "services.web.user",
@@ -334,8 +343,9 @@ def test_escalations_are_refused_by_default_each_at_its_key() -> None:
         "operator's policy (allowHostNamespaces)",
         "compose.yaml: services.tool.ipc: the host's IPC namespace is not allowed by the "
         "operator's policy (allowHostNamespaces)",
-        "compose.yaml: services.tool.cap_add: adding Linux capabilities is not allowed by the "
-        "operator's policy (allowCapabilities)",
+        "compose.yaml: services.tool.cap_add: adding Linux capabilities other than "
+        "NET_BIND_SERVICE (NET_ADMIN) is not allowed by the operator's policy "
+        "(allowCapabilities)",
         "compose.yaml: services.tool.devices: host devices is not allowed by the operator's "
         "policy (allowDevices)",
         "compose.yaml: services.tool.volumes[0]: bind mount of host path '/var/run/docker.sock' "
@@ -344,13 +354,17 @@ def test_escalations_are_refused_by_default_each_at_its_key() -> None:
 
 
 def test_escalations_the_policy_allows_are_rendered() -> None:
-    allow_all = replace(SETTINGS, policy=Policy(True, True, True, True, True))
+    allow_all = replace(SETTINGS, policy=Policy(True, True, True, True, True, True))
     pod = service_objects(planned(RISKY, settings=allow_all))[0]["spec"]["template"]["spec"]
     socket = "host-var-run-docker-sock-" + pod["volumes"][0]["name"].rsplit("-", 1)[1]
     assert (pod["hostNetwork"], pod["hostPID"], pod["hostIPC"]) == (True, True, True)
     assert pod["containers"][0]["securityContext"] == {
         "privileged": True,
         "capabilities": {"add": ["NET_ADMIN"]},
+    }
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
     }
     assert pod["volumes"][0] == {"name": socket, "hostPath": {"path": "/var/run/docker.sock"}}
     assert pod["containers"][0]["volumeMounts"][0] == {

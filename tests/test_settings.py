@@ -45,6 +45,7 @@ def test_every_default_is_pinned() -> None:
             allow_bind_mounts=False,
             allow_devices=False,
             allow_capabilities=False,
+            allow_root=False,
         ),
         templates={},
         sharing="prefer",

@@ -139,6 +139,8 @@ class Service:
     labels: Mapping[str, str] = field(default_factory=dict)
     working_dir: str | None = None
     user: str | None = None
+    read_only: bool = False
+    """`read_only: true`: the container's root filesystem is mounted read-only."""
     volumes: tuple[VolumeMount, ...] = ()
     models: tuple[ModelBinding, ...] = ()
     escalations: Escalations = field(default_factory=Escalations)

@@ -51,6 +51,9 @@ class Policy:
     allow_bind_mounts: bool = False
     allow_devices: bool = False
     allow_capabilities: bool = False
+    """`cap_add` beyond NET_BIND_SERVICE (which Pod Security "restricted" allows anyway)."""
+    allow_root: bool = False
+    """`user: "0"` / `user: root`: a service's processes as root (refused by "restricted")."""
 
 
 @dataclass(frozen=True)

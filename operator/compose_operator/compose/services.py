@@ -44,7 +44,9 @@ MAPPED_KEYS = frozenset(
         "pid",
         "ipc",
         "cap_add",
+        "cap_drop",
         "devices",
+        "read_only",
     }
 )
 FILE_KEYS = frozenset({"extends", "env_file", "label_file"})
@@ -53,7 +55,6 @@ IGNORED_KEYS = frozenset(
         "annotations",
         "attach",
         "blkio_config",
-        "cap_drop",
         "cgroup",
         "cgroup_parent",
         "configs",
@@ -97,7 +98,6 @@ IGNORED_KEYS = frozenset(
         "profiles",
         "pull_policy",
         "pull_refresh_after",
-        "read_only",
         "restart",
         "runtime",
         "secrets",
@@ -217,6 +217,7 @@ class _ServiceReader:
             labels=self.get("labels", _labels) or {},
             working_dir=self.get("working_dir", values.string),
             user=self.get("user", _user),
+            read_only=bool(self.get("read_only", values.boolean)),
             volumes=self._volumes(context.volumes),
             models=model_bindings,
             escalations=self._escalations(),
@@ -313,6 +314,9 @@ class _ServiceReader:
 
     def _escalations(self) -> Escalations:
         hosts = {key: self._host_mode(key) for key in ("network_mode", "pid", "ipc")}
+        # Every pod drops all capabilities already (Pod Security "restricted"); cap_drop is
+        # only checked for its shape.
+        self.get("cap_drop", values.string_list)
         return Escalations(
             privileged=bool(self.get("privileged", values.boolean)),
             host_network=hosts["network_mode"],

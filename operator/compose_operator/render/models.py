@@ -19,7 +19,7 @@ from compose_operator.engines.base import Engine, health_probes
 from compose_operator.errors import Problem, Warning
 from compose_operator.plan import Manifest, PlannedModel
 from compose_operator.project import Model
-from compose_operator.render import labels
+from compose_operator.render import labels, security
 from compose_operator.render.placement import place
 from compose_operator.render.weights import plan_weights
 from compose_operator.settings import Settings
@@ -30,6 +30,11 @@ ROLL_ONE_AT_A_TIME = {
 }
 """For pods holding GPUs or a ReadWriteOnce cache: a surge pod would wait for resources
 the old pod still holds, so the old one goes first."""
+SCRATCH_DIR = "/tmp"
+SCRATCH_VOLUME = {"name": "tmp", "emptyDir": {}}
+SCRATCH_MOUNT = {"name": "tmp", "mountPath": SCRATCH_DIR}
+"""The engine's HOME and temporary files: engines run as a non-root user the image does not
+know, whose home would be `/` (vLLM and its libraries write caches under HOME)."""
 
 
 @dataclass
@@ -74,7 +79,7 @@ def build_model_workload(
             "context_size": model.context_size,
         },
     }
-    env = {**engine.env(weights.weights), **weights.env}
+    env = {**engine.env(weights.weights), **weights.env, "HOME": SCRATCH_DIR}
     deployment = {
         **common,
         "replicas": model.kubernetes.replicas,
@@ -92,9 +97,9 @@ def build_model_workload(
             "env": [{"name": key, "value": value} for key, value in sorted(env.items())],
             "resources": placement.resources,
             "probes": health_probes(),
-            "volume_mounts": [weights.mount, *engine.volume_mounts()],
+            "volume_mounts": [weights.mount, SCRATCH_MOUNT, *engine.volume_mounts()],
         },
-        "volumes": [weights.volume, *engine.volumes()],
+        "volumes": [weights.volume, SCRATCH_VOLUME, *engine.volumes()],
     }
     rendered: list[tuple[str, dict[str, Any]]] = [
         (templates.MODEL_DEPLOYMENT, deployment),
@@ -111,6 +116,8 @@ def build_model_workload(
         rendered.append((templates.MODEL_CACHE, claim))
     for template, context in rendered:
         manifest = _render(template, context, settings, path, result.problems)
+        if manifest is not None and template == templates.MODEL_DEPLOYMENT:
+            manifest = _hardened(manifest, path, result.problems)
         if manifest is not None:
             result.objects.append(manifest)
     result.planned = PlannedModel(
@@ -123,6 +130,18 @@ def build_model_workload(
         replicas=model.kubernetes.replicas,
     )
     return result
+
+
+def _hardened(manifest: Manifest, path: str, problems: list[Problem]) -> Manifest | None:
+    """The restricted security context, applied after rendering so that a platform's
+    replacement template gets it too."""
+    try:
+        template = manifest["spec"]["template"]
+        template["spec"] = security.harden(template["spec"], security.MODEL_SERVER)
+    except (KeyError, TypeError):
+        problems.append(Problem(path, "the model Deployment template renders no pod template"))
+        return None
+    return manifest
 
 
 def _engine(model: Model, settings: Settings, path: str, problems: list[Problem]) -> Engine | None:

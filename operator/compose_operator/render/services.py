@@ -68,12 +68,7 @@ def build_service_workload(
     if mounts:
         container["volumeMounts"] = mounts
 
-    pod: dict[str, Any] = {
-        "automountServiceAccountToken": False,
-        "enableServiceLinks": False,
-        **security.pod_fields(service),
-        "containers": [container],
-    }
+    pod: dict[str, Any] = {**security.pod_fields(service), "containers": [container]}
     if service.node_selector:
         pod["nodeSelector"] = dict(sorted(service.node_selector.items()))
     tolerations = _tolerations(gpu_tolerations(service.resources.gpus, settings), service)
@@ -81,6 +76,7 @@ def build_service_workload(
         pod["tolerations"] = tolerations
     if volumes:
         pod["volumes"] = volumes
+    pod = security.harden(pod, _identity(security_context, volumes))
     template_metadata: dict[str, Any] = {"labels": labels.for_service(app, service.name)}
     annotations = _annotations(service.labels, path, result.warnings)
     if annotations:
@@ -167,10 +163,11 @@ def _probe(check: HealthCheck) -> dict[str, Any]:
 
 
 def _user(user: str | None, path: str) -> tuple[dict[str, int], list[Warning]]:
-    """`1000` or `1000:1000` as runAsUser/runAsGroup; a user name cannot be resolved."""
+    """`1000` or `1000:1000` as runAsUser/runAsGroup (`root` is uid 0, which only the policy's
+    allowRoot lets through); other user names cannot be resolved without the image."""
     if user is None:
         return {}, []
-    uid, _, gid = user.partition(":")
+    uid, gid = ("0" if part == "root" else part for part in security.parse_user(user))
     if uid.isdigit() and (not gid or gid.isdigit()):
         context = {"runAsUser": int(uid)}
         if gid:
@@ -178,6 +175,15 @@ def _user(user: str | None, path: str) -> tuple[dict[str, int], list[Warning]]:
         return context, []
     message = f"user {user!r} is not a numeric uid[:gid]; Kubernetes cannot resolve names; ignored"
     return {}, [Warning(f"{path}.user", message)]
+
+
+def _identity(context: dict[str, Any], volumes: list[dict[str, Any]]) -> security.Identity:
+    """Volumes the service writes to belong to its group (or the non-root default), so a
+    non-root process can write to a fresh PersistentVolumeClaim."""
+    writable = any("persistentVolumeClaim" in volume for volume in volumes)
+    if not writable:
+        return security.Identity()
+    return security.Identity(fs_group=context.get("runAsGroup", security.NON_ROOT_ID))
 
 
 def _volumes(service: Service, app: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

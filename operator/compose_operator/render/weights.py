@@ -73,6 +73,8 @@ def plan_weights(
         "args": args,
         "volumeMounts": [{"name": VOLUME, "mountPath": MODELS_DIR}],
         "terminationMessagePolicy": "FallbackToLogsOnError",
+        # The puller writes only to the model volume.
+        "securityContext": {"readOnlyRootFilesystem": True},
     }
     return WeightsPlan(
         weights=Weights(),
