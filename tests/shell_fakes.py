@@ -13,7 +13,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from compose_operator.shell.kube import Manifest, PatchType, Resource
+from compose_operator.shell.kube import ApiError, Manifest, PatchType, Resource
 
 WRITE_VERBS = frozenset({"apply", "delete", "patch", "create"})
 
@@ -36,6 +36,34 @@ def merge(base: Any, ours: Any) -> Any:
         merged_list += [copy.deepcopy(i) for i in ours if i["name"] not in by_name]
         return merged_list
     return copy.deepcopy(ours)
+
+
+OTHER_MANAGER = "helm"
+"""The field manager of everything `seed` wrote, as a conflict message names it."""
+
+
+def conflicts(base: Any, ours: Any, path: str) -> list[str]:
+    """Fields both set with different values: what server-side apply calls a conflict."""
+    if isinstance(base, dict) and isinstance(ours, dict):
+        return [
+            clash
+            for key, value in ours.items()
+            if key in base
+            for clash in conflicts(base[key], value, f"{path}.{key}")
+        ]
+    if (
+        isinstance(base, list)
+        and isinstance(ours, list)
+        and all(isinstance(i, dict) and "name" in i for i in [*base, *ours])
+    ):
+        return [
+            clash
+            for item in ours
+            for other in base
+            if other["name"] == item["name"]
+            for clash in conflicts(other, item, f'{path}[name="{item["name"]}"]')
+        ]
+    return [] if base == ours else [path]
 
 
 def _named(items: list[dict[str, Any]], name: str) -> dict[str, Any]:
@@ -116,10 +144,18 @@ class FakeApi:
                 found.append({k: v for k, v in obj.items() if k not in ("apiVersion", "kind")})
         return found
 
-    def apply(self, resource: Resource, body: Manifest) -> Manifest:
+    def apply(self, resource: Resource, body: Manifest, *, force: bool = True) -> Manifest:
         metadata = body["metadata"]
         key = (resource.plural, metadata["namespace"], metadata["name"])
         self.requests.append(Request("apply", resource.plural, metadata["name"], body))
+        clashes = conflicts(self.others.get(key, {}), body, "")
+        if clashes and not force:
+            raise ApiError(
+                409,
+                "Conflict",
+                f"Apply failed with {len(clashes)} conflict: "
+                + "; ".join(f'conflict with "{OTHER_MANAGER}": {path}' for path in clashes),
+            )
         if key not in self.others:
             self.seed(resource, {"metadata": {"name": key[2], "namespace": key[1]}})
         self.ours[key] = copy.deepcopy(body)

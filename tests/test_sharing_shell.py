@@ -199,6 +199,18 @@ def test_index_updates_wait_for_the_next_event_handler() -> None:
     assert queue.enqueued[-1] == ("team-a", "chat")
 
 
+def test_an_opt_in_naming_an_apps_uid_triggers_that_app() -> None:
+    controller = Controller(None, Metrics(), resync_seconds=300)  # type: ignore[arg-type]
+    queue = RecordingQueue()
+    controller.queue = queue  # type: ignore[assignment]
+    controller.app_observed(("team-a", "chat"), app("team-a", "chat", TEAM))
+    controller.trigger(("team-a", "uid-team-a-chat"))
+    controller.trigger(("team-a", "chat"))
+    assert queue.enqueued == [("team-a", "chat"), ("team-a", "chat")]
+    controller.app_deleted(("team-a", "chat"))
+    assert controller.by_uid == {}
+
+
 # The reconciler's sharing paths.
 
 
@@ -457,3 +469,29 @@ def test_handlers_feed_the_index_and_watch_namespaces_only_when_asked() -> None:
     assert asyncio.run(index_fn(namespace="team-a", name="chat", body=body)) is None
     asyncio.run(namespace_fn(name="team-a", type="MODIFIED"))
     assert controller.calls == [("observed", ("team-a", "chat")), ("namespace", "team-a")]
+
+
+@pytest.mark.parametrize(
+    "consumer",
+    [
+        pytest.param({"spec": {"compose": TEAM, "suspend": True}}, id="suspended"),
+        pytest.param(
+            {"status": {"conditions": [{"type": "Ready", "reason": "InvalidCompose"}]}},
+            id="invalid",
+        ),
+    ],
+)
+def test_a_suspended_or_invalid_consumer_releases_its_binding(
+    index: SharingIndex, consumer: dict[str, Any]
+) -> None:
+    """Issue 12: such a consumer kept the offer serving, so deleting the offering app waited
+    forever."""
+    bound = bound_status(("llm", "shared: platform/models/llm"))
+    index.observe(("platform", "models"), app("platform", "models", PLATFORM))
+    index.observe(("team-a", "chat"), app("team-a", "chat", TEAM, status=bound))
+    assert index.view(("platform", "models")).serving
+    body = app("team-a", "chat", TEAM, status=bound)
+    for part, value in consumer.items():
+        body[part] = {**body.get(part, {}), **value}
+    assert index.observe(("team-a", "chat"), body) == {("platform", "models")}
+    assert not index.view(("platform", "models")).serving

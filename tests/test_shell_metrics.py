@@ -16,9 +16,11 @@ class CountingApi(FakeApi):
     def _count(self, verb: str, resource: kube.Resource) -> None:
         self.metrics.count_request(verb, resource.plural)
 
-    def apply(self, resource: kube.Resource, body: kube.Manifest) -> kube.Manifest:
+    def apply(
+        self, resource: kube.Resource, body: kube.Manifest, *, force: bool = True
+    ) -> kube.Manifest:
         self._count("apply", resource)
-        return super().apply(resource, body)
+        return super().apply(resource, body, force=force)
 
 
 def value(metrics: Metrics, name: str, labels: dict[str, str]) -> float | None:

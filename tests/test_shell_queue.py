@@ -93,3 +93,20 @@ def test_an_unexpected_error_is_logged_with_its_traceback_and_retried(
     (failure,) = caplog.records
     assert failure.exc_info is not None
     assert failure.__dict__["app"] == "ns/a"
+
+
+def test_an_idle_queue_keeps_no_state_for_apps_it_served() -> None:
+    """Issue 12: the per-app lock map was never pruned, so it grew with every app ever seen."""
+
+    async def work(key: Key, resync: bool) -> None:
+        await asyncio.sleep(0)
+
+    async def scenario() -> ReconcileQueue:
+        queue = ReconcileQueue(work)
+        for n in range(50):
+            queue.enqueue(("ns", f"app-{n}"))
+            queue.enqueue(("ns", f"app-{n}"))
+        await queue.drain()
+        return queue
+
+    assert asyncio.run(scenario()).tracked() == 0

@@ -605,3 +605,91 @@ def test_unschedulable_and_crashing_models_say_why(api: FakeApi, reconciler: Rec
 )
 def test_is_subset(desired: Any, live: Any, expected: bool) -> None:
     assert is_subset(desired, live) is expected
+
+
+def test_a_value_helm_set_is_a_conflict_reported_and_never_taken_over(
+    api: FakeApi, reconciler: Reconciler
+) -> None:
+    """Issue 12: a forced apply took over same-named values other managers set, and releasing
+    the binding then deleted them."""
+    helm = user_deployment("worker", {"compose-operator.io/app": APP})
+    helm["spec"]["template"]["spec"]["containers"][0]["env"].append(
+        {"name": "AI_URL", "value": "http://helm-chose-this/v1/"}
+    )
+    api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE_BOUND))
+    api.seed(kube.DEPLOYMENTS, helm)
+    before = copy.deepcopy(api.live(kube.DEPLOYMENTS, NS, "worker"))
+
+    reconciler.reconcile(NS, APP)
+
+    applies = [w for w in api.writes() if w.name == "worker"]
+    assert applies, "the binding is tried"
+    assert api.live(kube.DEPLOYMENTS, NS, "worker") == before
+    service = app_status(api)["services"][0]
+    assert service["mode"] == "refused"
+    assert "another field manager already sets these fields" in service["message"]
+    assert 'conflict with "helm"' in service["message"]
+    assert 'env[name="AI_URL"].value' in service["message"]
+    assert conditions(api)["Stalled"] == ("True", "BindingRefused")
+    set_spec(api, COMPOSE_UNBOUND)
+    reconciler.reconcile(NS, APP)
+    assert api.live(kube.DEPLOYMENTS, NS, "worker") == before, "releasing deletes nothing"
+
+
+def test_the_opt_in_may_name_the_apps_uid(api: FakeApi, reconciler: Reconciler) -> None:
+    api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE_BOUND))
+    api.seed(kube.DEPLOYMENTS, user_deployment("worker", {"compose-operator.io/app": "app-uid"}))
+    reconciler.reconcile(NS, APP)
+    assert app_status(api)["services"][0]["mode"] == "patched"
+
+
+def test_an_opt_in_naming_another_uid_is_refused(api: FakeApi, reconciler: Reconciler) -> None:
+    """An opt-in pinned to an earlier ComposeApp of the same name does not carry over."""
+    api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE_BOUND))
+    api.seed(kube.DEPLOYMENTS, user_deployment("worker", {"compose-operator.io/app": "old-uid"}))
+    reconciler.reconcile(NS, APP)
+    service = app_status(api)["services"][0]
+    assert service["mode"] == "refused"
+    assert "(or this ComposeApp's UID, app-uid)" in service["message"]
+
+
+def test_suspended_and_invalid_apps_hold_no_binding(api: FakeApi, reconciler: Reconciler) -> None:
+    """Issue 12: a suspended or invalid consumer kept an offer serving forever, so the
+    offering app's deletion waited indefinitely."""
+    api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE, suspend=True))
+    assert reconciler.reconcile(NS, APP).bound == {}
+    set_spec(api, "services: [")
+    api.others["composeapps", NS, APP]["spec"].pop("suspend")
+    report = reconciler.reconcile(NS, APP)
+    assert (report.result, report.bound) == ("invalid", {})
+
+
+def test_a_pod_security_refusal_is_quoted_from_the_replica_failure(
+    api: FakeApi, reconciler: Reconciler
+) -> None:
+    api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE_ONE_MODEL))
+    reconciler.reconcile(NS, APP)
+    refusal = (
+        'pods "chat-llm-5d8f-x" is forbidden: violates PodSecurity "restricted:latest": '
+        "runAsNonRoot != true"
+    )
+    api.set_status(
+        kube.DEPLOYMENTS,
+        NS,
+        "chat-llm",
+        {
+            "observedGeneration": 1,
+            "conditions": [
+                {"type": "Progressing", "status": "True", "reason": "NewReplicaSetCreated"},
+                {
+                    "type": "ReplicaFailure",
+                    "status": "True",
+                    "reason": "FailedCreate",
+                    "message": refusal,
+                },
+            ],
+        },
+    )
+    reconciler.reconcile(NS, APP)
+    (model,) = app_status(api)["models"]
+    assert model["message"] == f"Deployment chat-llm: FailedCreate: {refusal}"

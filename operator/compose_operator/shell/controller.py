@@ -37,6 +37,8 @@ class Controller:
         self.sharing = sharing
         self.queue = ReconcileQueue(self._work, expected=(kopf.TemporaryError, ApiError))
         self.known: set[Key] = set()
+        self.by_uid: dict[tuple[str, str], Key] = {}
+        """(namespace, UID) → (namespace, name) of every ComposeApp seen."""
         self.pending: set[Key] = set()
         """Apps an index update affected, re-reconciled by the next event handler: kopf runs
         index handlers for the whole initial listing first, so on start-up nothing is
@@ -44,6 +46,9 @@ class Controller:
 
     def app_observed(self, key: Key, body: Mapping[str, Any]) -> None:
         """Every ComposeApp body kopf sees, before any handler (the sharing index)."""
+        uid = body.get("metadata", {}).get("uid")
+        if uid:
+            self.by_uid[key[0], uid] = key
         if self.sharing is not None:
             self.pending |= self.sharing.observe(key, body)
             self._record_sharing()
@@ -55,6 +60,7 @@ class Controller:
 
     def app_deleted(self, key: Key) -> None:
         self.known.discard(key)
+        self.by_uid = {uid: app for uid, app in self.by_uid.items() if app != key}
         self.queue.forget(key)
         self.metrics.forget_app(key)
         if self.sharing is not None:
@@ -86,8 +92,9 @@ class Controller:
             )
 
     def trigger(self, key: Key) -> None:
-        """Something the app depends on changed (an owned object, its ConfigMap, a binding)."""
-        self.queue.enqueue(key)
+        """Something the app depends on changed (an owned object, its ConfigMap, a binding).
+        An opt-in annotation may name the app by its UID instead of its name."""
+        self.queue.enqueue(self.by_uid.get(key, key))
 
     async def resync_forever(self) -> None:
         """Every app again, with the drift comparison, however quiet the watches are."""

@@ -81,7 +81,10 @@ class Api(Protocol):
 
     def list(self, resource: Resource, namespace: str, selector: str = "") -> list[Manifest]: ...
 
-    def apply(self, resource: Resource, body: Manifest) -> Manifest: ...
+    def apply(self, resource: Resource, body: Manifest, *, force: bool = True) -> Manifest:
+        """Server-side apply under our field manager; without `force`, a field another
+        manager owns with another value is a 409 conflict instead of taken over."""
+        ...
 
     def delete(self, resource: Resource, namespace: str, name: str, uid: str) -> None: ...
 
@@ -161,14 +164,14 @@ class KubeApi:
         items: list[Manifest] = found.get("items", [])
         return items
 
-    def apply(self, resource: Resource, body: Manifest) -> Manifest:
+    def apply(self, resource: Resource, body: Manifest, *, force: bool = True) -> Manifest:
         metadata = body["metadata"]
         return self._call(
             "apply",
             resource,
             "PATCH",
             resource.path(metadata["namespace"], metadata["name"]),
-            query={"fieldManager": FIELD_MANAGER, "force": "true"},
+            query={"fieldManager": FIELD_MANAGER, "force": "true" if force else "false"},
             body=body,
             content_type="application/apply-patch+yaml",
         )

@@ -31,6 +31,8 @@ class ReconcileQueue:
     base_delay: float = 1.0
     max_delay: float = 300.0
     _locks: dict[Key, asyncio.Lock] = field(default_factory=dict)
+    _users: dict[Key, int] = field(default_factory=dict)
+    """Tasks holding or awaiting each lock; a lock goes when its count reaches zero."""
     _waiting: dict[Key, bool] = field(default_factory=dict)
     _failures: dict[Key, int] = field(default_factory=dict)
     _retries: dict[Key, asyncio.TimerHandle] = field(default_factory=dict)
@@ -54,6 +56,16 @@ class ReconcileQueue:
 
     async def _run(self, key: Key) -> None:
         lock = self._locks.setdefault(key, asyncio.Lock())
+        self._users[key] = self._users.get(key, 0) + 1
+        try:
+            await self._locked(key, lock)
+        finally:
+            self._users[key] -= 1
+            if not self._users[key]:
+                # Nobody holds or awaits it: an app that is gone leaves nothing behind.
+                del self._users[key], self._locks[key]
+
+    async def _locked(self, key: Key, lock: asyncio.Lock) -> None:
         async with lock:
             resync = self._waiting.pop(key)
             try:
@@ -79,6 +91,10 @@ class ReconcileQueue:
             previous.cancel()
         loop = asyncio.get_running_loop()
         self._retries[key] = loop.call_later(delay, self.enqueue, key)
+
+    def tracked(self) -> int:
+        """Apps the queue holds any state for (locks, waiting runs, failures, retries)."""
+        return len({*self._locks, *self._waiting, *self._failures, *self._retries})
 
     async def drain(self) -> None:
         """Wait for every started reconcile (tests and shutdown)."""

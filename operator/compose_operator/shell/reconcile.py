@@ -13,11 +13,14 @@ Writes are the expensive, observable part, so steady state sends none:
 - the status is patched only when it differs, and Events are emitted only on transitions.
 
 Invalid Compose applies and deletes nothing. Bound Deployments (services without `image`)
-are patched only when they carry the opt-in annotation; our env entries are applied under
-our field manager alone and released by applying an empty body, which leaves the
-Deployment exactly as its owner wrote it. The `compose-operator.io/bindings` finalizer exists
-only while such patches exist or the app offers models (x-kubernetes.offer: its deletion waits
-until no app is bound to it any more), so deleting any other app never waits on us.
+are patched only when they carry the opt-in annotation (the app's name or UID); our env
+entries are applied under our field manager, never forced (a value another manager set is a
+conflict reported in status, never taken over), and released by applying an empty body, which
+leaves the Deployment exactly as its owner wrote it. The `compose-operator.io/bindings`
+finalizer exists only while such patches exist or the app offers models (x-kubernetes.offer:
+its deletion waits until no app is bound to it any more), so deleting any other app never
+waits on us. A suspended or invalid app holds no binding to an offer, so the offering app's
+deletion never waits on it.
 """
 
 from __future__ import annotations
@@ -236,13 +239,14 @@ class Reconciler:
         if app["metadata"].get("deletionTimestamp"):
             return self._finalize(app, shared or Sharing())
         if app.get("spec", {}).get("suspend"):
-            return Report(result="suspended")
+            return Report(result="suspended", bound={})
         report = Report()
         try:
             text, file = read_compose(self.api, app)
             plan = self._plan(app, text, file, shared, report)
         except ComposeError as error:
             report.result = "invalid"
+            report.bound = {}
             self._report(
                 app, None, status.Outcome("InvalidCompose", tuple(error.messages)), {}, report
             )
@@ -358,7 +362,7 @@ class Reconciler:
             raise NameConflict(
                 "names already used by objects this ComposeApp does not own: " + ", ".join(taken)
             )
-        accepted, refused = self._check_bindings(plan.bindings, live, name)
+        accepted, refused = self._check_bindings(plan.bindings, live, name, uid)
         services_by_deployment = {s.deployment: s.name for s in plan.services}
         refused_services = {services_by_deployment.get(d, d): why for d, why in refused.items()}
         bound_before = [
@@ -369,22 +373,37 @@ class Reconciler:
         ]
         # An app that offers models keeps the finalizer even while nobody is bound: a consumer
         # may bind at any moment, and deleting the offer must wait until consumers moved.
-        held = bool(accepted) or serving or any(model.offered for model in plan.models)
-        if held:
+        offers = serving or any(model.offered for model in plan.models)
+        if accepted or offers:
             self._ensure_finalizer(app)
         for body in bodies:
             if needs_apply(body, live.get(_key(body)), check_drift=check_drift):
                 resource = kube.BY_KIND[body["kind"]]
                 live[_key(body)] = {"kind": body["kind"], **self.api.apply(resource, body)}
                 report.applied.append(_name(body))
+        keep: set[str] = set()
         for binding in accepted:
             deployment = live["Deployment", binding.deployment]
             body = self._binding_body(binding, deployment, name)
-            if needs_apply(body, deployment, check_drift=check_drift):
-                applied = self.api.apply(kube.DEPLOYMENTS, body)
-                live["Deployment", binding.deployment] = {"kind": "Deployment", **applied}
-                report.applied.append(_name(body))
-        keep = {b.deployment for b in accepted}
+            if not needs_apply(body, deployment, check_drift=check_drift):
+                keep.add(binding.deployment)
+                continue
+            try:
+                # Never forced: a value another manager (Helm, kubectl) set stays theirs.
+                applied = self.api.apply(kube.DEPLOYMENTS, body, force=False)
+            except ApiError as error:
+                if error.status != 409:
+                    raise
+                service = services_by_deployment.get(binding.deployment, binding.deployment)
+                refused_services[service] = (
+                    f"Deployment {binding.deployment}: another field manager already sets "
+                    f"these fields, and nothing was taken over ({error}); remove them there, "
+                    "or choose other names with endpoint_var / model_var"
+                )
+                continue
+            keep.add(binding.deployment)
+            live["Deployment", binding.deployment] = {"kind": "Deployment", **applied}
+            report.applied.append(_name(body))
         for deployment in bound_before:
             if deployment["metadata"]["name"] not in keep:
                 self._release(deployment)
@@ -396,7 +415,7 @@ class Reconciler:
                 resource = kube.BY_KIND[key[0]]
                 self.api.delete(resource, namespace, key[1], obj["metadata"]["uid"])
                 report.pruned.append(f"{key[0]}/{key[1]}")
-        if not held and FINALIZER in app["metadata"].get("finalizers", []):
+        if not (keep or offers) and FINALIZER in app["metadata"].get("finalizers", []):
             self._remove_finalizer(app)
         if report.applied or report.pruned or report.released:
             report.result = "applied"
@@ -404,8 +423,14 @@ class Reconciler:
         return deployments, refused_services
 
     def _check_bindings(
-        self, bindings: Sequence[EnvBinding], live: Mapping[tuple[str, str], Manifest], app: str
+        self,
+        bindings: Sequence[EnvBinding],
+        live: Mapping[tuple[str, str], Manifest],
+        app: str,
+        uid: str,
     ) -> tuple[list[EnvBinding], dict[str, str]]:
+        """Opted-in Deployments: annotated with the app's name, or with its UID, which names
+        this one ComposeApp (not a later one of the same name)."""
         accepted: list[EnvBinding] = []
         refused: dict[str, str] = {}
         for binding in bindings:
@@ -417,10 +442,14 @@ class Reconciler:
                     f"Deployment {binding.deployment} not found; create it with the annotation "
                     f"{OPT_IN_ANNOTATION}: {app} to receive the model env"
                 )
-            elif deployment["metadata"].get("annotations", {}).get(OPT_IN_ANNOTATION) != app:
+            elif deployment["metadata"].get("annotations", {}).get(OPT_IN_ANNOTATION) not in (
+                app,
+                uid,
+            ):
                 refused[binding.deployment] = (
                     f"Deployment {binding.deployment} has not opted in; annotate it with "
-                    f"{OPT_IN_ANNOTATION}: {app} to receive the model env"
+                    f"{OPT_IN_ANNOTATION}: {app} (or this ComposeApp's UID, {uid}) to receive "
+                    "the model env"
                 )
             else:
                 accepted.append(binding)

@@ -68,6 +68,18 @@ def unready_in_status(status: Mapping[str, Any], offers: tuple[Offer, ...]) -> d
     return found
 
 
+def holds_no_binding(body: Mapping[str, Any]) -> bool:
+    """A suspended app, or one whose Compose file is invalid, releases its bindings: an offer
+    it was bound to may go (its deletion does not wait), and its next valid plan binds anew."""
+    if (body.get("spec", {}) or {}).get("suspend"):
+        return True
+    conditions = (body.get("status", {}) or {}).get("conditions", []) or []
+    return any(
+        isinstance(c, Mapping) and c.get("type") == "Ready" and c.get("reason") == "InvalidCompose"
+        for c in conditions
+    )
+
+
 def bindings_in_status(status: Mapping[str, Any]) -> dict[str, str]:
     found: dict[str, str] = {}
     for entry in status.get("models", []) or []:
@@ -93,7 +105,7 @@ class SharingIndex:
         if body.get("metadata", {}).get("deletionTimestamp"):
             offers = ()  # an offer being deleted is withdrawn at once
         status = body.get("status", {}) or {}
-        bound = bindings_in_status(status)
+        bound = {} if holds_no_binding(body) else bindings_in_status(status)
         unready = unready_in_status(status, offers)
         return self._update(key, AppEntry(offers, wants, bound, unready))
 

@@ -9,7 +9,8 @@ status and the shell writes nothing.
 
 A model that is not ready says why, read from its pods: the scheduler's Unschedulable message,
 a container waiting in ImagePullBackOff or CrashLoopBackOff, or the terminated container's
-message (engine containers use FallbackToLogsOnError, so that is the log's tail).
+message (engine containers use FallbackToLogsOnError, so that is the log's tail); with no pod
+to read, the ReplicaSet's FailedCreate message (a Pod Security or quota refusal).
 """
 
 from __future__ import annotations
@@ -128,6 +129,16 @@ def _matches(selector: Mapping[str, str], pod: Manifest) -> bool:
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
 
+def replica_failure(deployment: Manifest) -> str | None:
+    """Why pods cannot even be created (a Pod Security or quota refusal), as the ReplicaSet
+    reported it: the Deployment controller copies its `ReplicaFailure` condition."""
+    for condition in deployment.get("status", {}).get("conditions", []) or []:
+        if condition.get("type") == "ReplicaFailure" and condition.get("status") == "True":
+            reason = condition.get("reason") or "ReplicaFailure"
+            return _tail(f"{reason}: {condition.get('message', '')}".rstrip(": "))
+    return None
+
+
 def deployment_availability(
     name: str, deployment: Manifest | None, pods: Sequence[Manifest]
 ) -> tuple[bool, str]:
@@ -151,6 +162,9 @@ def deployment_availability(
             problem = pod_problem(pod)
             if problem:
                 return False, problem
+    failure = replica_failure(deployment)
+    if failure:
+        return False, f"Deployment {name}: {failure}"
     if status.get("observedGeneration", 0) < generation:
         return False, f"Deployment {name}: rollout not observed yet"
     if updated < desired:
