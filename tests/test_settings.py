@@ -50,6 +50,7 @@ def test_every_default_is_pinned() -> None:
         templates={},
         sharing="prefer",
         network_policies=False,
+        stall_after_crashes=5,
     )
 
 
@@ -93,6 +94,7 @@ policy: {allowPrivileged: true, allowHostNamespaces: true, allowBindMounts: true
 templates: {model-service.yaml.j2: "{{ name | tojson }}"}
 sharing: require
 networkPolicies: true
+stallAfterCrashes: 0
 """
     defaults = Settings()
     assert load_settings(text) == Settings(
@@ -121,6 +123,7 @@ networkPolicies: true
         templates={"model-service.yaml.j2": "{{ name | tojson }}"},
         sharing="require",
         network_policies=True,
+        stall_after_crashes=0,
     )
 
 
@@ -145,6 +148,10 @@ networkPolicies: true
         ("defaultGpus: two", ["settings.yaml: defaultGpus: must be an integer, not 'two'"]),
         ("defaultGpus: true", ["settings.yaml: defaultGpus: must be an integer, not true"]),
         ("defaultGpus: -1", ["settings.yaml: defaultGpus: must be 0 or more, not -1"]),
+        (
+            "stallAfterCrashes: -1",
+            ["settings.yaml: stallAfterCrashes: must be 0 (never) or more, not -1"],
+        ),
         (
             "networkPolicies: 'yes'",
             ["settings.yaml: networkPolicies: must be true or false, not 'yes'"],

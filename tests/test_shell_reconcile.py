@@ -584,6 +584,46 @@ def test_unschedulable_and_crashing_models_say_why(api: FakeApi, reconciler: Rec
     ]
 
 
+def test_an_engine_crashing_with_sigill_stalls_the_app_after_the_threshold(api: FakeApi) -> None:
+    reconciler = Reconciler(api, Settings(stall_after_crashes=2), core=real_core(), now=lambda: NOW)
+    api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE_ONE_MODEL))
+    reconciler.reconcile(NS, APP)
+    api.set_status(kube.DEPLOYMENTS, NS, "web", available())
+    labels = {"compose-operator.io/app": APP, "compose-operator.io/model": "llm"}
+    sigill = {"exitCode": 132, "reason": "Error", "message": "llama threadpool init, n_threads = 2"}
+    for restarts in (1, 2):
+        api.seed(
+            kube.PODS,
+            {
+                "metadata": {"name": "chat-llm-1", "namespace": NS, "labels": labels},
+                "status": {
+                    "containerStatuses": [
+                        {
+                            "name": "llama-server",
+                            "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                            "lastState": {"terminated": sigill},
+                            "restartCount": restarts,
+                        }
+                    ]
+                },
+            },
+        )
+        reconciler.reconcile(NS, APP)
+
+    assert conditions(api) == {
+        "Ready": ("False", "CrashLoop"),
+        "Reconciling": ("False", ""),
+        "Stalled": ("True", "CrashLoop"),
+    }
+    crash = app_status(api)["models"][0]["crash"]
+    assert (crash["container"], crash["exitCode"], crash["crashes"]) == ("llama-server", 132, 2)
+    assert crash["meaning"].startswith("SIGILL: the image was built for CPU instructions")
+    reasons = [(e["type"], e["reason"]) for e in api.events]
+    assert ("Warning", "ContainerCrashed") in reasons
+    assert reasons[-1] == ("Warning", "CrashLoop")
+    assert "llama threadpool init" in api.events[-1]["message"]
+
+
 @pytest.mark.parametrize(
     ("desired", "live", "expected"),
     [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -12,7 +13,9 @@ from compose_operator.shell.status import (
     EventSpec,
     Outcome,
     build_status,
+    crash_record,
     deployment_availability,
+    exit_meaning,
     pod_problem,
     status_patch,
     transition_events,
@@ -89,8 +92,9 @@ UNSCHEDULABLE = {
                     )
                 ]
             },
-            "pod p: container engine: CrashLoopBackOff: back-off 40s; last exit code 139: "
-            "out of memory",
+            "pod p: container engine: CrashLoopBackOff: back-off 40s; last exit code 139 "
+            "(SIGSEGV: the program crashed on a bad memory access: a bug, a damaged model file, "
+            "or a model the engine cannot run): out of memory",
         ),
         (
             {
@@ -494,3 +498,285 @@ def test_transition_events(
     previous: dict[str, Any], new: dict[str, Any], expected: list[EventSpec]
 ) -> None:
     assert transition_events(previous, new) == expected
+
+
+@pytest.mark.parametrize(
+    ("terminated", "limit", "expected"),
+    [
+        (
+            {"exitCode": 132, "reason": "Error"},
+            None,
+            "SIGILL: the image was built for CPU instructions this node lacks; use an image "
+            "built for this node's CPU, or a portable build",
+        ),
+        (
+            {"exitCode": 137, "reason": "OOMKilled"},
+            "8Gi",
+            "OOMKilled: the container used all of its memory limit (8Gi); raise the limit or "
+            "make the work smaller (e.g. context_size)",
+        ),
+        (
+            {"exitCode": 137, "reason": "OOMKilled"},
+            None,
+            "OOMKilled: the node ran out of memory (the container has no memory limit)",
+        ),
+        (
+            {"exitCode": 137, "reason": "Error"},
+            "8Gi",
+            "SIGKILL: killed from outside, not for lack of memory, e.g. after its stop grace "
+            "period",
+        ),
+        (
+            {"exitCode": 139, "reason": "Error"},
+            None,
+            "SIGSEGV: the program crashed on a bad memory access: a bug, a damaged model file, "
+            "or a model the engine cannot run",
+        ),
+        (
+            {"exitCode": 143, "reason": "Error"},
+            None,
+            "SIGTERM: the container was told to stop, e.g. after failing its liveness probe, or "
+            "by an eviction or a node shutdown",
+        ),
+        (
+            {"exitCode": 134, "reason": "Error"},
+            None,
+            "SIGABRT: the program aborted, e.g. on a failed assertion; the log says where",
+        ),
+        ({"exitCode": 1, "reason": "Error"}, "8Gi", None),
+    ],
+)
+def test_exit_codes_in_plain_words(
+    terminated: dict[str, Any], limit: str | None, expected: str | None
+) -> None:
+    assert exit_meaning(terminated, limit) == expected
+
+
+def test_an_oom_killed_puller_is_quoted_with_its_memory_limit() -> None:
+    killed = {
+        "metadata": {"name": "p", "labels": {"m": "llm"}},
+        "spec": {
+            "initContainers": [
+                {"name": "pull-model", "resources": {"limits": {"memory": "256Mi"}}}
+            ],
+            "containers": [{"name": "engine", "resources": {"limits": {"memory": "8Gi"}}}],
+        },
+        "status": {
+            "initContainerStatuses": [
+                {
+                    "name": "pull-model",
+                    "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 20s"}},
+                    "lastState": {
+                        "terminated": {"exitCode": 137, "reason": "OOMKilled", "message": "pulling"}
+                    },
+                }
+            ]
+        },
+    }
+    assert pod_problem(killed) == (
+        "pod p: container pull-model: CrashLoopBackOff: back-off 20s; last exit code 137 "
+        "(OOMKilled: the container used all of its memory limit (256Mi); raise the limit or make "
+        "the work smaller (e.g. context_size)): pulling"
+    )
+
+
+def crashing(
+    restarts: int,
+    code: int = 132,
+    *,
+    name: str = "p",
+    created: str = EARLIER,
+    state: str = "waiting",
+    ready: bool = False,
+) -> dict[str, Any]:
+    """A pod whose engine crashed `restarts` times so far (the kubelet's view of it)."""
+    last: dict[str, Any] = {
+        "terminated": {"exitCode": code, "reason": "Error", "message": "llama threadpool init"}
+    }
+    states: dict[str, dict[str, Any]] = {
+        "waiting": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 10s"}},
+        "running": {"running": {}},
+        "terminated": last,
+    }
+    current = states[state]
+    engine = {
+        "name": "engine",
+        "state": current,
+        "lastState": {} if state == "terminated" else last,
+        "restartCount": restarts,
+        "ready": ready,
+    }
+    return {
+        "metadata": {"name": name, "labels": {"m": "llm"}, "creationTimestamp": created},
+        "status": {"containerStatuses": [engine]},
+    }
+
+
+def test_crashes_in_a_row_are_counted_across_observations() -> None:
+    first = crash_record([crashing(0, state="terminated")], None, same_spec=True)
+    assert first is not None
+    record, last_exit = first
+    assert record == {
+        "pod": "p",
+        "container": "engine",
+        "exitCode": 132,
+        "meaning": exit_meaning({"exitCode": 132}),
+        "restartCount": 0,
+        "crashes": 1,
+    }
+    assert last_exit.startswith("code 132 (SIGILL: ")
+    assert last_exit.endswith("): llama threadpool init")
+    for restarts, expected in [(1, 2), (1, 2), (4, 5)]:
+        found = crash_record([crashing(restarts)], record, same_spec=True)
+        assert found is not None
+        record = found[0]
+        assert (record["restartCount"], record["crashes"]) == (restarts, expected)
+
+
+@pytest.mark.parametrize(
+    ("pods", "same_spec", "crashes"),
+    [
+        ([crashing(5, code=139)], True, 1),
+        ([crashing(5, name="q")], True, 1),
+        ([crashing(5)], False, 1),
+        ([crashing(5)], True, 3),
+        ([crashing(5), crashing(1, code=143, name="new", created=NOW)], True, 1),
+    ],
+    ids=["other exit code", "other pod", "spec changed", "same crash", "newest pod"],
+)
+def test_crash_count_starts_again_when_the_crash_is_another(
+    pods: list[dict[str, Any]], same_spec: bool, crashes: int
+) -> None:
+    previous = {"pod": "p", "container": "engine", "exitCode": 132, "restartCount": 4, "crashes": 2}
+    found = crash_record(pods, previous, same_spec=same_spec)
+    assert found is not None
+    assert found[0]["crashes"] == crashes
+
+
+@pytest.mark.parametrize(
+    "pod_status",
+    [
+        crashing(3, state="running", ready=True)["status"],
+        {"initContainerStatuses": [{"name": "pull", "state": {"terminated": {"exitCode": 0}}}]},
+        {"containerStatuses": [{"name": "engine", "state": {"running": {}}, "restartCount": 0}]},
+    ],
+    ids=["ready again", "init container done", "never crashed"],
+)
+def test_no_crash_record_for_a_healthy_container(pod_status: dict[str, Any]) -> None:
+    assert crash_record([pod(**pod_status)], None, same_spec=True) is None
+
+
+def test_a_restarted_engine_still_loading_keeps_its_crash() -> None:
+    found = crash_record([crashing(2, state="running")], None, same_spec=True)
+    assert found is not None and found[0]["exitCode"] == 132
+
+
+LLM_ONLY = Plan(models=PLAN.models[:1], services=(), warnings=())
+
+
+def crash_status(
+    restarts: int, previous: dict[str, Any], *, generation: int = 1, threshold: int = 3, **kw: Any
+) -> dict[str, Any]:
+    return build_status(
+        generation=generation,
+        plan=LLM_ONLY,
+        outcome=Outcome(),
+        deployments={"a-llm": deployment(observedGeneration=1, updatedReplicas=1)},
+        pods=[crashing(restarts, **kw)],
+        previous=previous,
+        now=NOW,
+        stall_after_crashes=threshold,
+    )
+
+
+def test_repeated_crashes_stall_the_app_until_the_pod_recovers() -> None:
+    status = crash_status(0, {}, state="terminated")
+    assert conditions(status) == [
+        ("Ready", "False", "NotReady"),
+        ("Reconciling", "True", "Progressing"),
+        ("Stalled", "False", ""),
+    ]
+    assert status["models"][0]["crash"]["crashes"] == 1
+    status = crash_status(1, status)
+    assert status["models"][0]["crash"]["crashes"] == 2
+    assert conditions(status)[2] == ("Stalled", "False", "")
+
+    status = crash_status(2, status)
+    assert conditions(status) == [
+        ("Ready", "False", "CrashLoop"),
+        ("Reconciling", "False", ""),
+        ("Stalled", "True", "CrashLoop"),
+    ]
+    stalled = status["conditions"][2]["message"]
+    assert stalled.startswith(
+        "model llm: container engine of pod p crashed 3 times in a row, last with exit code 132 "
+        "(SIGILL: the image was built for CPU instructions this node lacks"
+    )
+    assert stalled.endswith("): llama threadpool init")
+    assert status["conditions"][0]["message"] == stalled
+
+    still_loading = crash_status(3, status, state="running")
+    assert conditions(still_loading)[2] == ("Stalled", "True", "CrashLoop")
+    recovered = crash_status(3, still_loading, state="running", ready=True)
+    assert "crash" not in recovered["models"][0]
+    assert conditions(recovered)[2] == ("Stalled", "False", "")
+
+
+def test_a_spec_change_ends_the_stall() -> None:
+    status: dict[str, Any] = {}
+    for restarts in range(4):
+        status = crash_status(restarts, status)
+    assert conditions(status)[2] == ("Stalled", "True", "CrashLoop")
+    changed = crash_status(4, status, generation=2)
+    assert conditions(changed) == [
+        ("Ready", "False", "NotReady"),
+        ("Reconciling", "True", "Progressing"),
+        ("Stalled", "False", ""),
+    ]
+    assert changed["models"][0]["crash"]["crashes"] == 1
+
+
+def test_stall_after_crashes_zero_never_stalls() -> None:
+    status: dict[str, Any] = {}
+    for restarts in range(10):
+        status = crash_status(restarts, status, threshold=0)
+    assert status["models"][0]["crash"]["crashes"] == 10
+    assert conditions(status)[2] == ("Stalled", "False", "")
+
+
+def test_a_crashing_service_stalls_too() -> None:
+    plan = Plan(models=(), services=(PlannedService("web", "created", "web"),), warnings=())
+    status: dict[str, Any] = {}
+    for restarts in range(2):
+        status = build_status(
+            generation=1,
+            plan=plan,
+            outcome=Outcome(),
+            deployments={"web": deployment(observedGeneration=1, updatedReplicas=1)},
+            pods=[crashing(restarts, code=1)],
+            previous=status,
+            now=NOW,
+            stall_after_crashes=2,
+        )
+    assert conditions(status)[2] == ("Stalled", "True", "CrashLoop")
+    assert status["conditions"][2]["message"] == (
+        "service web: container engine of pod p crashed 2 times in a row, last with exit code 1: "
+        "llama threadpool init"
+    )
+
+
+def test_crash_events_come_once_per_crash_not_per_restart() -> None:
+    statuses: list[dict[str, Any]] = [{}]
+    for restarts in range(4):
+        statuses.append(crash_status(restarts, statuses[-1]))
+    statuses.append(crash_status(4, statuses[-1], code=139))
+    events = [transition_events(a, b) for a, b in itertools.pairwise(statuses)]
+    reasons = [[e.reason for e in step] for step in events]
+    assert reasons == [["ContainerCrashed"], [], ["CrashLoop"], [], ["ContainerCrashed"]]
+    crashed = events[0][0]
+    assert crashed.type == "Warning"
+    assert crashed.message.startswith(
+        "model llm: pod p: container engine: CrashLoopBackOff: back-off 10s; last exit code 132 "
+        "(SIGILL: the image was built for CPU instructions this node lacks"
+    )
+    assert events[2][0].message == statuses[3]["conditions"][2]["message"]

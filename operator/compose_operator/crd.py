@@ -109,6 +109,26 @@ def _condition_schema() -> Schema:
     }
 
 
+def _crash_schema() -> Schema:
+    return {
+        "type": "object",
+        "description": "A container of the newest pod that crashed and has not recovered. "
+        "At the operator's stallAfterCrashes crashes in a row the app is Stalled (reason "
+        "CrashLoop); a ready container or a spec change ends it.",
+        "properties": {
+            "pod": _string("The pod."),
+            "container": _string("The container (the engine, or the model-puller init container)."),
+            "exitCode": _integer("Its last exit code (128 + the signal when killed by one)."),
+            "meaning": _string(
+                "The exit code in words, e.g. 132: SIGILL, the image was built for CPU "
+                "instructions this node lacks; 137 OOMKilled: the memory limit."
+            ),
+            "restartCount": _integer("The container's restart count when last seen."),
+            "crashes": _integer("Crashes in a row with this exit code, since the spec changed."),
+        },
+    }
+
+
 def _status_schema() -> Schema:
     return {
         "type": "object",
@@ -141,6 +161,7 @@ def _status_schema() -> Schema:
                         "readyReplicas": _integer("Replicas ready to serve."),
                         "replicas": _integer("Replicas wanted."),
                         "message": _string("Why the model is not ready, when it is not."),
+                        "crash": _crash_schema(),
                         "servedApps": _integer(
                             "For a model this app offers (x-kubernetes.offer): how many "
                             "other apps are bound to it."
@@ -169,6 +190,7 @@ def _status_schema() -> Schema:
                         },
                         "models": _string_list("The model keys this service uses."),
                         "message": _string("Why the service is not ready, when it is not."),
+                        "crash": _crash_schema(),
                     },
                     "required": ["name"],
                 },

@@ -96,6 +96,9 @@ class Settings:
     """Replacement Jinja2 templates for the model workload, by template file name."""
     sharing: SharingPolicy = "prefer"
     network_policies: bool = False
+    stall_after_crashes: int = 5
+    """Crashes in a row with the same exit code after which a model or service makes its app
+    Stalled (reason CrashLoop, kstatus Failed), so GitOps tools stop waiting; 0: never."""
 
 
 _TOLERATION_KEYS = frozenset({"key", "operator", "value", "effect", "tolerationSeconds"})
@@ -172,6 +175,13 @@ def _check(settings: Settings) -> list[Problem]:
         for path, count in gpu_counts
         if count is not None and count < 0
     ]
+    if settings.stall_after_crashes < 0:
+        problems.append(
+            Problem(
+                "stallAfterCrashes",
+                f"must be 0 (never) or more, not {settings.stall_after_crashes}",
+            )
+        )
     if not _QUANTITY.fullmatch(settings.model_volume_size):
         problems.append(
             Problem(

@@ -580,6 +580,7 @@ class Reconciler:
             pods=pods,
             previous=app.get("status", {}),
             now=self.now(),
+            stall_after_crashes=self.settings.stall_after_crashes,
         )
 
     def _pods(self, namespace: str, deployments: Mapping[str, Manifest]) -> list[Manifest]:

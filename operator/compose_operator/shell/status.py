@@ -9,8 +9,16 @@ status and the shell writes nothing.
 
 A model that is not ready says why, read from its pods: the scheduler's Unschedulable message,
 a container waiting in ImagePullBackOff or CrashLoopBackOff, or the terminated container's
-message (engine containers use FallbackToLogsOnError, so that is the log's tail); with no pod
-to read, the ReplicaSet's FailedCreate message (a Pod Security or quota refusal).
+message (engine containers use FallbackToLogsOnError, so that is the log's tail), with the
+well-known exit codes in plain words (132: built for CPU instructions the node lacks; 137
+OOMKilled: the memory limit, with its value; 139, 143); with no pod to read, the ReplicaSet's
+FailedCreate message (a Pod Security or quota refusal).
+
+A container that keeps crashing with the same exit code is remembered in the status (`crash`
+on the model or service entry: pod, container, exit code, how many crashes in a row), since
+the kubelet only keeps the last termination. At the settings' `stallAfterCrashes` the app goes
+`Stalled` (reason CrashLoop): kstatus reads Failed, so Flux and Argo CD stop waiting. A
+container that turns ready again, or a spec change, ends that (back to Reconciling).
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from compose_operator.plan import Plan
+from compose_operator.settings import Settings
 
 Manifest = Mapping[str, Any]
 Status = dict[str, Any]
@@ -54,6 +63,20 @@ FailureReason = Literal[
 ]
 STALLING_FAILURES = frozenset({"InvalidCompose", "NameConflict", "SharingRefused"})
 SHARED_PREFIX = "shared: "
+CRASH_LOOP = "CrashLoop"
+_CRASH_IDENTITY = ("pod", "container", "exitCode")
+
+EXIT_MEANINGS = {
+    132: "SIGILL: the image was built for CPU instructions this node lacks; "
+    "use an image built for this node's CPU, or a portable build",
+    134: "SIGABRT: the program aborted, e.g. on a failed assertion; the log says where",
+    137: "SIGKILL: killed from outside, not for lack of memory, e.g. after its stop grace period",
+    139: "SIGSEGV: the program crashed on a bad memory access: a bug, a damaged model file, "
+    "or a model the engine cannot run",
+    143: "SIGTERM: the container was told to stop, "
+    "e.g. after failing its liveness probe, or by an eviction or a node shutdown",
+}
+"""Exit codes a container's process commonly dies with (128 + the signal), in plain words."""
 
 
 @dataclass(frozen=True)
@@ -82,9 +105,43 @@ def _tail(text: str) -> str:
     return text if len(text) <= MESSAGE_TAIL else "…" + text[-MESSAGE_TAIL:]
 
 
-def _container_problem(container: Manifest) -> str | None:
+def exit_meaning(terminated: Manifest, memory_limit: str | None = None) -> str | None:
+    """What an exit code means, in words; None for an ordinary error exit."""
+    if terminated.get("reason") == "OOMKilled":
+        if memory_limit:
+            return (
+                f"OOMKilled: the container used all of its memory limit ({memory_limit}); "
+                "raise the limit or make the work smaller (e.g. context_size)"
+            )
+        return "OOMKilled: the node ran out of memory (the container has no memory limit)"
+    return EXIT_MEANINGS.get(terminated.get("exitCode", 0))
+
+
+def _exit(terminated: Manifest, memory_limit: str | None) -> str:
+    """`code 132 (SIGILL: ...): <log tail>`."""
+    text = f"code {terminated.get('exitCode')}"
+    meaning = exit_meaning(terminated, memory_limit)
+    if meaning:
+        text += f" ({meaning})"
+    if terminated.get("message"):
+        text += f": {_tail(terminated['message'])}"
+    return text
+
+
+def _memory_limits(pod: Manifest) -> dict[str, str]:
+    spec = pod.get("spec", {})
+    return {
+        str(c.get("name", "")): str(c["resources"]["limits"]["memory"])
+        for key in ("initContainers", "containers")
+        for c in spec.get(key, [])
+        if c.get("resources", {}).get("limits", {}).get("memory")
+    }
+
+
+def _container_problem(container: Manifest, memory_limits: Mapping[str, str]) -> str | None:
     name = container.get("name", "?")
     state = container.get("state", {})
+    limit = memory_limits.get(name)
     waiting = state.get("waiting")
     if waiting and waiting.get("reason") in WAITING_PROBLEMS:
         text = f"container {name}: {waiting['reason']}"
@@ -92,16 +149,11 @@ def _container_problem(container: Manifest) -> str | None:
             text += f": {waiting['message']}"
         last = container.get("lastState", {}).get("terminated")
         if last:
-            text += f"; last exit code {last.get('exitCode')}"
-            if last.get("message"):
-                text += f": {_tail(last['message'])}"
+            text += f"; last exit {_exit(last, limit)}"
         return text
     terminated = state.get("terminated")
     if terminated and terminated.get("exitCode", 0) != 0:
-        text = f"container {name} exited with code {terminated.get('exitCode')}"
-        if terminated.get("message"):
-            text += f": {_tail(terminated['message'])}"
-        return text
+        return f"container {name} exited with {_exit(terminated, limit)}"
     return None
 
 
@@ -116,11 +168,71 @@ def pod_problem(pod: Manifest) -> str | None:
             and condition.get("reason") == "Unschedulable"
         ):
             return f"pod {name} cannot be scheduled: {condition.get('message', '')}".rstrip(": ")
+    limits = _memory_limits(pod)
     for key in ("initContainerStatuses", "containerStatuses"):
         for container in status.get(key, []):
-            problem = _container_problem(container)
+            problem = _container_problem(container, limits)
             if problem:
                 return f"pod {name}: {problem}"
+    return None
+
+
+def _last_crash(container: Manifest, init: bool) -> Manifest | None:
+    """The termination of a container that crashed and has not recovered, if any."""
+    state = container.get("state", {})
+    terminated = state.get("terminated")
+    if terminated is not None:
+        return terminated if terminated.get("exitCode", 0) != 0 else None
+    if not init and container.get("ready"):
+        return None
+    last = container.get("lastState", {}).get("terminated")
+    return last if last and last.get("exitCode", 0) != 0 else None
+
+
+def crash_record(
+    pods: Sequence[Manifest], previous: Manifest | None, *, same_spec: bool
+) -> tuple[Manifest, str] | None:
+    """The newest pod's crashed container, how many times in a row it crashed that way, and
+    its last exit in words (with the log's tail).
+
+    The kubelet keeps only the last termination, so the count lives in the status: it grows
+    by the restarts seen since the previous record while pod, container and exit code stay
+    the same, and starts again at 1 when one of them changes, when the container had
+    recovered in between (no earlier record) or when the spec changed.
+    """
+    newest_first = sorted(
+        pods,
+        key=lambda p: (
+            str(p.get("metadata", {}).get("creationTimestamp", "")),
+            str(p.get("metadata", {}).get("name", "")),
+        ),
+        reverse=True,
+    )
+    for pod in newest_first:
+        status = pod.get("status", {})
+        for key in ("initContainerStatuses", "containerStatuses"):
+            for container in status.get(key, []):
+                terminated = _last_crash(container, key == "initContainerStatuses")
+                if terminated is None:
+                    continue
+                name = container.get("name", "?")
+                limit = _memory_limits(pod).get(name)
+                record: dict[str, Any] = {
+                    "pod": pod.get("metadata", {}).get("name", "?"),
+                    "container": name,
+                    "exitCode": terminated.get("exitCode"),
+                }
+                meaning = exit_meaning(terminated, limit)
+                if meaning:
+                    record["meaning"] = meaning
+                restarts = int(container.get("restartCount", 0))
+                before = previous or {}
+                crashes = 1
+                if same_spec and all(before.get(k) == record[k] for k in _CRASH_IDENTITY):
+                    seen = int(before.get("restartCount", restarts))
+                    crashes = int(before.get("crashes", 1)) + max(0, restarts - seen)
+                record |= {"restartCount": restarts, "crashes": crashes}
+                return record, _exit(terminated, limit)
     return None
 
 
@@ -209,12 +321,40 @@ def build_status(
     pods: Sequence[Manifest],
     previous: Mapping[str, Any],
     now: str,
+    stall_after_crashes: int = Settings.stall_after_crashes,
 ) -> Status:
-    """The whole status. With no plan (a failure before planning), the last lists are kept."""
+    """The whole status. With no plan (a failure before planning), the last lists are kept.
+
+    `stall_after_crashes`: crashes in a row with one exit code that make the app Stalled
+    (0: never).
+    """
     old_conditions = {c.get("type", ""): c for c in previous.get("conditions", [])}
     status: Status = {"observedGeneration": generation}
     waiting: list[str] = []
+    crash_loops: list[str] = []
+    same_spec = previous.get("observedGeneration") == generation
+
+    def track_crashes(
+        label: str, entry: dict[str, Any], live: Manifest | None, before: Manifest
+    ) -> None:
+        selector = (live or {}).get("spec", {}).get("selector", {}).get("matchLabels", {})
+        found = crash_record(
+            [pod for pod in pods if _matches(selector, pod)],
+            before.get("crash"),
+            same_spec=same_spec,
+        )
+        if found is None:
+            return
+        record, last_exit = found
+        entry["crash"] = record
+        if 0 < stall_after_crashes <= record["crashes"]:
+            crash_loops.append(
+                f"{label}: container {record['container']} of pod {record['pod']} crashed "
+                f"{record['crashes']} times in a row, last with exit {last_exit}"
+            )
+
     if plan is not None:
+        old_models, old_services = _by_name(previous), _by_name(previous, "services")
         models: list[Manifest] = []
         model_ready: list[bool] = []
         refusals = dict(plan.refusals)
@@ -236,6 +376,9 @@ def build_status(
                 live = deployments.get(model.deployment)
                 ok, why = deployment_availability(model.deployment, live, pods)
                 entry["readyReplicas"] = (live or {}).get("status", {}).get("readyReplicas", 0)
+                if not ok:
+                    before = old_models.get(model.key, {})
+                    track_crashes(f"model {model.key}", entry, live, before)
             else:
                 offer = model.source[len(SHARED_PREFIX) :]
                 why = outcome.unready_offers.get(offer, "")
@@ -264,6 +407,9 @@ def build_status(
                 ok, why = deployment_availability(service.deployment, live, pods)
                 if why:
                     waiting.append(f"service {service.name}: {why}")
+                if not ok:
+                    before = old_services.get(service.name, {})
+                    track_crashes(f"service {service.name}", entry, live, before)
             if why:
                 entry["message"] = why
             services.append(entry)
@@ -309,6 +455,13 @@ def build_status(
             condition(READY, False, "BindingRefused", message),
             condition(RECONCILING, False, "", ""),
             condition(STALLED, True, "BindingRefused", message),
+        ]
+    elif crash_loops:
+        message = "\n".join(crash_loops)
+        conditions = [
+            condition(READY, False, CRASH_LOOP, message),
+            condition(RECONCILING, False, "", ""),
+            condition(STALLED, True, CRASH_LOOP, message),
         ]
     elif waiting:
         message = "\n".join(waiting)
@@ -356,6 +509,9 @@ def transition_events(previous: Mapping[str, Any], new: Mapping[str, Any]) -> li
     reason, message = after.get("reason", ""), after.get("message", "")
     if changed and after.get("status") == "True":
         events.append(EventSpec("Normal", "Ready", message))
+    elif reason == CRASH_LOOP:
+        if before.get("reason") != CRASH_LOOP:
+            events.append(EventSpec("Warning", CRASH_LOOP, message))
     elif changed and reason in {
         "InvalidCompose",
         "ComposeSourceMissing",
@@ -366,6 +522,7 @@ def transition_events(previous: Mapping[str, Any], new: Mapping[str, Any]) -> li
         events.append(EventSpec("Warning", reason, message))
     elif before.get("status") == "True" and after.get("status") == "False":
         events.append(EventSpec("Warning", "NotReady", message))
+    events += _crash_events(previous, new)
     events += _sharing_events(previous, new)
     old_modes, new_modes = _modes(previous), _modes(new)
     for name in sorted(set(old_modes) | set(new_modes)):
@@ -389,8 +546,27 @@ def transition_events(previous: Mapping[str, Any], new: Mapping[str, Any]) -> li
     return events
 
 
-def _by_name(status: Mapping[str, Any]) -> dict[str, Manifest]:
-    return {m.get("name", ""): m for m in status.get("models", []) or []}
+def _by_name(status: Mapping[str, Any], key: str = "models") -> dict[str, Manifest]:
+    return {m.get("name", ""): m for m in status.get(key, []) or []}
+
+
+def _crash_events(previous: Mapping[str, Any], new: Mapping[str, Any]) -> list[EventSpec]:
+    """A container seen crashing: once per pod, container and exit code, not per restart."""
+    events: list[EventSpec] = []
+    for kind in ("models", "services"):
+        before, after = _by_name(previous, kind), _by_name(new, kind)
+        for name, entry in sorted(after.items()):
+            crash = entry.get("crash")
+            old = before.get(name, {}).get("crash") or {}
+            if crash and any(old.get(key) != crash.get(key) for key in _CRASH_IDENTITY):
+                why = entry.get("message") or (
+                    f"container {crash.get('container')} of pod {crash.get('pod')} exited "
+                    f"with code {crash.get('exitCode')}"
+                )
+                events.append(
+                    EventSpec("Warning", "ContainerCrashed", f"{kind[:-1]} {name}: {why}")
+                )
+    return events
 
 
 def _sharing_events(previous: Mapping[str, Any], new: Mapping[str, Any]) -> list[EventSpec]:
