@@ -187,3 +187,14 @@ def test_offline_commands_never_import_the_cluster_clients() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     )
     assert "LOADED []" in result.stderr
+
+
+def test_a_file_that_is_not_utf8_is_a_clean_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Issue 12: invalid UTF-8 gave a UnicodeDecodeError traceback and exit 1."""
+    compose = tmp_path / "compose.yaml"
+    compose.write_bytes(b"services:\n  app: {image: \xff\xfe}\n")
+    code, out, err = run(capsys, "render", "-f", str(compose), "--name", "a")
+    assert (code, out) == (2, "")
+    assert err == f"compose-operator: {compose}: not valid UTF-8 (byte 25: invalid start byte)\n"

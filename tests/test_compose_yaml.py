@@ -64,10 +64,10 @@ def test_scalars_resolve_as_yaml_1_2(text: str, value: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("a: 1\na: 2\n", [Problem("a", 'mapping key "a" already defined at line 1', 1)]),
+        ("a: 1\na: 2\n", [Problem("a", 'mapping key "a" already defined at line 1', 2)]),
         (
             "s:\n  app:\n    image: x\n    image: y\n",
-            [Problem("s.app.image", 'mapping key "image" already defined at line 3', 3)],
+            [Problem("s.app.image", 'mapping key "image" already defined at line 3', 4)],
         ),
         ("a: !!int x\n", [Problem("a", "'x' is not a valid !!int value", 1)]),
         ("a: !custom 1\n", [Problem("a", "unsupported YAML tag !custom", 1)]),

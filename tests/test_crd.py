@@ -83,7 +83,10 @@ def test_status_says_where_each_model_comes_from_and_whom_an_offer_serves() -> N
 def test_spec_shape() -> None:
     spec = version()["schema"]["openAPIV3Schema"]["properties"]["spec"]
     assert set(spec["properties"]) == {"compose", "composeFrom", "environment", "suspend"}
-    assert spec["properties"]["environment"]["additionalProperties"] == {"type": "string"}
+    assert spec["properties"]["environment"]["additionalProperties"] == {
+        "type": "string",
+        "maxLength": 32 * 1024,
+    }
     assert spec["properties"]["suspend"]["type"] == "boolean"
     assert spec["properties"]["composeFrom"]["properties"]["configMapKeyRef"]["required"] == [
         "name",

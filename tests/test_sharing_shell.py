@@ -4,6 +4,7 @@ sharing paths against the recording fake API."""
 from __future__ import annotations
 
 import copy
+import threading
 from typing import Any
 
 import pytest
@@ -440,6 +441,10 @@ def test_an_offering_app_holds_the_finalizer_even_while_nobody_is_bound() -> Non
 class SharingController:
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
+        self.parsed_in: list[int] = []
+
+    def prepare(self, key: tuple[str, str], spec: Any, generation: Any) -> None:
+        self.parsed_in.append(threading.get_ident())
 
     def app_observed(self, key: tuple[str, str], body: Any) -> None:
         self.calls.append(("observed", key))
@@ -469,6 +474,9 @@ def test_handlers_feed_the_index_and_watch_namespaces_only_when_asked() -> None:
     assert asyncio.run(index_fn(namespace="team-a", name="chat", body=body)) is None
     asyncio.run(namespace_fn(name="team-a", type="MODIFIED"))
     assert controller.calls == [("observed", ("team-a", "chat")), ("namespace", "team-a")]
+    assert controller.parsed_in and threading.get_ident() not in controller.parsed_in, (
+        "the Compose text is parsed in a worker thread, never on the event loop"
+    )
 
 
 @pytest.mark.parametrize(

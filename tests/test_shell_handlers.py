@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from typing import Any
 
 import kopf
@@ -135,3 +136,10 @@ def test_the_admission_handler_never_blocks_a_deletion(registry: kopf.OperatorRe
     bad = {"compose": "models:\n  llm:\n    context_size: many\n"}
     leaving = {"deletionTimestamp": "2026-11-29T10:00:00Z"}
     assert call(validate, spec=bad, namespace="ns", name="chat", meta=leaving) is None
+
+
+def test_the_admission_handler_parses_off_the_event_loop(registry: kopf.OperatorRegistry) -> None:
+    """kopf runs a plain (not async) handler in its thread-pool executor; a large Compose
+    file then never stalls the watches, the probes and other admission requests."""
+    (validate,) = registry._webhooks.get_all_handlers()
+    assert not inspect.iscoroutinefunction(validate.fn)

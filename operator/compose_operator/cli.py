@@ -19,7 +19,7 @@ def _parse_env_pairs(pairs: Sequence[str], files: Sequence[Path]) -> dict[str, s
     """Values for `${VAR}`: env files first, then `--env` pairs, later ones winning."""
     environment: dict[str, str] = {}
     for file in files:
-        for number, line in enumerate(file.read_text().splitlines(), start=1):
+        for number, line in enumerate(_read_text(file).splitlines(), start=1):
             stripped = line.strip()
             if not stripped or stripped.startswith("#"):
                 continue
@@ -44,8 +44,24 @@ def _unquote(value: str) -> str:
 def _read_source(path: str) -> tuple[str, str]:
     """The Compose text and the name errors should show for it (`-` is stdin)."""
     if path == "-":
-        return sys.stdin.read(), "<stdin>"
-    return Path(path).read_text(), path
+        raw = getattr(sys.stdin, "buffer", None)  # absent when stdin is already text
+        text = _decoded(raw.read(), "<stdin>") if raw is not None else sys.stdin.read()
+        return text, "<stdin>"
+    return _read_text(Path(path)), path
+
+
+def _read_text(path: Path) -> str:
+    return _decoded(path.read_bytes(), str(path))
+
+
+def _decoded(data: bytes, name: str) -> str:
+    """UTF-8 text, or a clean error (exit 2) naming the file and the first bad byte."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise argparse.ArgumentTypeError(
+            f"{name}: not valid UTF-8 (byte {error.start}: {error.reason})"
+        ) from None
 
 
 def _dump_documents(documents: Sequence[Mapping[str, Any]]) -> str:
@@ -80,7 +96,7 @@ def _command_render(args: argparse.Namespace) -> int:
     text, file = _read_source(args.file)
     try:
         settings = (
-            load_settings(args.config.read_text(), file=str(args.config))
+            load_settings(_read_text(args.config), file=str(args.config))
             if args.config
             else Settings()
         )

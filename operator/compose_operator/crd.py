@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from compose_operator.compose import yamlload
+
 GROUP = "compose-operator.io"
 VERSION = "v1alpha1"
 KIND = "ComposeApp"
@@ -19,6 +21,11 @@ SINGULAR = "composeapp"
 SHORT_NAME = "capp"
 
 Schema = dict[str, Any]
+
+MAX_ENVIRONMENT = 512
+MAX_ENVIRONMENT_VALUE = 32 * 1024
+"""Interpolation values: the API server refuses more before the operator reads any, and the
+loader bounds what they expand to (`yamlload.MAX_EXPANDED`)."""
 
 
 def _string(description: str) -> Schema:
@@ -39,14 +46,18 @@ def _spec_schema() -> Schema:
         "description": "The Compose application to run: its Compose file and the values "
         "for its ${VAR} interpolation.",
         "properties": {
-            "compose": _string(
-                "The Compose file text, verbatim (the top-level `models:` element included). "
-                "Exactly one of compose and composeFrom is set. A model may carry "
-                "`x-kubernetes.offer` ({namespaces: [..]} or {namespaceSelector: {..}}) to offer "
-                "it to apps in other namespaces, which then bind to it instead of running their "
-                "own; `x-kubernetes.shared: false` keeps a model from binding to an offer "
-                "(unless the operator's sharing policy is require)."
-            ),
+            "compose": {
+                **_string(
+                    "The Compose file text, verbatim (the top-level `models:` element "
+                    "included), at most 1 MiB. Exactly one of compose and composeFrom is set. A "
+                    "model may carry `x-kubernetes.offer` ({namespaces: [..]} or "
+                    "{namespaceSelector: {..}}) to offer it to apps in other namespaces, which "
+                    "then bind to it instead of running their own; `x-kubernetes.shared: false` "
+                    "keeps a model from binding to an offer (unless the operator's sharing "
+                    "policy is require)."
+                ),
+                "maxLength": yamlload.MAX_BYTES,
+            },
             "composeFrom": {
                 "type": "object",
                 "description": "Where to read the Compose file from instead of `compose`, "
@@ -67,8 +78,10 @@ def _spec_schema() -> Schema:
             "environment": {
                 "type": "object",
                 "description": "Values for ${VAR} interpolation in the Compose file, as "
-                "the shell environment gives them to `docker compose`.",
-                "additionalProperties": {"type": "string"},
+                f"the shell environment gives them to `docker compose` (at most "
+                f"{MAX_ENVIRONMENT} values of {MAX_ENVIRONMENT_VALUE} characters each).",
+                "maxProperties": MAX_ENVIRONMENT,
+                "additionalProperties": {"type": "string", "maxLength": MAX_ENVIRONMENT_VALUE},
             },
             "suspend": {
                 "type": "boolean",

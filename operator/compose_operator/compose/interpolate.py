@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from compose_operator.compose.report import Report, child, item
+from compose_operator.compose.values import show
+from compose_operator.compose.yamlload import MAX_EXPANDED
 
 _NAME = re.compile(r"[_a-zA-Z][_a-zA-Z0-9]*")
 _OPERATORS = (":-", "-", ":?", "?", ":+", "+")
@@ -28,6 +30,10 @@ class InterpolationError(Exception):
     """The template is malformed, or a required variable has no value."""
 
 
+class _OverLimit(InterpolationError):
+    """The expansion outgrew the characters it may have."""
+
+
 @dataclass(frozen=True)
 class Interpolated:
     value: str
@@ -35,42 +41,89 @@ class Interpolated:
     """Variables used without a value or default, in order of first use."""
 
 
-def interpolate(template: str, environment: Mapping[str, str]) -> Interpolated:
-    """Expand one string; raises InterpolationError."""
+def interpolate(
+    template: str, environment: Mapping[str, str], *, limit: int = MAX_EXPANDED
+) -> Interpolated:
+    """Expand one string of at most `limit` characters; raises InterpolationError."""
     unset: list[str] = []
-    value = _Expander(template, environment, unset).expand(template, 0)
+    value = _Expander(template, environment, unset, limit).expand(template, 0)
     return Interpolated(value, tuple(dict.fromkeys(unset)))
 
 
+class TooLarge(Exception):
+    """The interpolated document would exceed `MAX_EXPANDED` characters."""
+
+
 def interpolate_tree(value: Any, path: str, environment: Mapping[str, str], report: Report) -> Any:
-    """Every string scalar of a loaded document expanded; mapping keys are left as written."""
-    if isinstance(value, str):
-        try:
-            result = interpolate(value, environment)
-        except InterpolationError as error:
-            report.problem(path, str(error))
+    """Every string scalar of a loaded document expanded; mapping keys are left as written.
+
+    An aliased scalar is one string object in the loaded document: it is expanded once
+    (memoised), and every place it appears counts towards `MAX_EXPANDED`.
+    """
+    tree = _Tree(environment, report)
+    try:
+        return tree.expand(value, path)
+    except TooLarge:
+        report.problem(
+            "",
+            f"the file expands to more than {MAX_EXPANDED} characters after interpolation; "
+            "refusing it",
+        )
+        return value
+
+
+class _Tree:
+    def __init__(self, environment: Mapping[str, str], report: Report) -> None:
+        self.environment = environment
+        self.report = report
+        self.size = 0
+        self.done: dict[str, Interpolated | InterpolationError] = {}
+
+    def expand(self, value: Any, path: str) -> Any:
+        if isinstance(value, str):
+            return self.scalar(value, path)
+        if isinstance(value, dict):
+            return {key: self.expand(element, child(path, key)) for key, element in value.items()}
+        if isinstance(value, list):
+            return [self.expand(element, item(path, index)) for index, element in enumerate(value)]
+        return value
+
+    def scalar(self, value: str, path: str) -> str:
+        result = self.done.get(value)
+        if result is None:
+            try:
+                result = interpolate(value, self.environment, limit=MAX_EXPANDED - self.size)
+            except InterpolationError as error:
+                result = error
+            self.done[value] = result
+        if isinstance(result, InterpolationError):
+            if isinstance(result, _OverLimit):
+                raise TooLarge
+            self.report.problem(path, str(result))
             return value
+        self.size += len(result.value)
+        if self.size > MAX_EXPANDED:
+            raise TooLarge
         for name in result.unset:
-            report.warn(path, f'the "{name}" variable is not set; using an empty string')
+            self.report.warn(path, f'the "{name}" variable is not set; using an empty string')
         return result.value
-    if isinstance(value, dict):
-        return {
-            key: interpolate_tree(element, child(path, key), environment, report)
-            for key, element in value.items()
-        }
-    if isinstance(value, list):
-        return [
-            interpolate_tree(element, item(path, index), environment, report)
-            for index, element in enumerate(value)
-        ]
-    return value
 
 
 class _Expander:
-    def __init__(self, template: str, environment: Mapping[str, str], unset: list[str]) -> None:
+    def __init__(
+        self, template: str, environment: Mapping[str, str], unset: list[str], limit: int
+    ) -> None:
         self.template = template
         self.environment = environment
         self.unset = unset
+        self.budget = limit
+        """Characters the expansion may still produce (`${X}${X}...` multiplies X)."""
+
+    def emit(self, out: list[str], text: str) -> None:
+        self.budget -= len(text)
+        if self.budget < 0:
+            raise _OverLimit(f"{show(self.template)} expands to too many characters")
+        out.append(text)
 
     def invalid(self) -> InterpolationError:
         return InterpolationError(
@@ -87,25 +140,25 @@ class _Expander:
         while position < len(text):
             dollar = text.find("$", position)
             if dollar < 0:
-                out.append(text[position:])
+                self.emit(out, text[position:])
                 break
-            out.append(text[position:dollar])
+            self.emit(out, text[position:dollar])
             following = text[dollar + 1 : dollar + 2]
             if following == "$":
-                out.append("$")
+                self.emit(out, "$")
                 position = dollar + 2
                 continue
             if following == "{":
                 close = _closing_brace(text, dollar + 1)
                 if close < 0:
                     raise self.invalid()
-                out.append(self.braced(text[dollar + 2 : close], depth))
+                self.emit(out, self.braced(text[dollar + 2 : close], depth))
                 position = close + 1
                 continue
             name = _NAME.match(text, dollar + 1)
             if name is None:
                 raise self.invalid()
-            out.append(self.lookup(name.group()))
+            self.emit(out, self.lookup(name.group()))
             position = name.end()
         return "".join(out)
 

@@ -136,7 +136,7 @@ def _kubernetes(value: Any, path: str, report: Report) -> KubernetesOptions | No
     fields = values.mapping(value, path, report)
     if fields is None:
         return None
-    errors = len(report.problems)
+    errors = report.found
     for key in fields:
         if key not in KUBERNETES_KEYS:
             report.unknown_key(path, key, KUBERNETES_KEYS)
@@ -154,7 +154,7 @@ def _kubernetes(value: Any, path: str, report: Report) -> KubernetesOptions | No
     tolerations = _optional(fields, "tolerations", path, report, parse_tolerations)
     offer = _optional(fields, "offer", path, report, _offer)
     shared = _optional(fields, "shared", path, report, values.boolean)
-    if len(report.problems) > errors:
+    if report.found > errors:
         return None
     return KubernetesOptions(
         engine=engine,

@@ -2,6 +2,8 @@
 
 Steps never raise on bad input; they record a problem at a path and carry on, so one
 `ComposeError` lists everything wrong. Lines come from the YAML marks the reader kept per path.
+Both lists keep the first `MAX_LISTED` entries and count the rest ("and N more"): a hostile
+file of 65,000 unknown keys costs no more than a hundred, and its status stays small.
 """
 
 from __future__ import annotations
@@ -22,35 +24,67 @@ def item(path: str, index: int) -> str:
     return f"{path}[{index}]"
 
 
+def clip(text: str, limit: int = 80) -> str:
+    """A user's text in a message, at most `limit` characters of it."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def suggestion(key: str, valid: Iterable[str]) -> str:
     """`; did you mean 'context_size'?` for a near miss, else an empty string."""
+    if len(key) > 80:
+        return ""  # difflib is quadratic; no real key is that long
     close = difflib.get_close_matches(key, sorted(valid), n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else ""
+
+
+MAX_LISTED = 100
+"""Problems (and warnings) listed one by one; the rest are counted."""
 
 
 class Report:
     def __init__(self) -> None:
         self.lines: dict[str, int] = {}
         self.problems: list[Problem] = []
+        self.found = 0
+        """Problems found, listed or not: a step compares it before and after a read."""
         self._warnings: list[tuple[int, Warning]] = []
         self._warned: set[tuple[str, str]] = set()
+        self._unlisted_warnings = 0
+
+    @property
+    def full(self) -> bool:
+        """No further problem will be listed: steps may skip work that only words one."""
+        return self.found >= MAX_LISTED
 
     @property
     def warnings(self) -> tuple[Warning, ...]:
         """In file order (stable for warnings on one line)."""
-        return tuple(warning for _, warning in sorted(self._warnings, key=lambda pair: pair[0]))
+        listed = tuple(w for _, w in sorted(self._warnings, key=lambda pair: pair[0]))
+        if self._unlisted_warnings:
+            return (*listed, Warning("", f"and {self._unlisted_warnings} more warnings"))
+        return listed
 
     def sorted_problems(self) -> tuple[Problem, ...]:
-        """In file order; problems with the whole file first."""
-        return tuple(sorted(self.problems, key=lambda problem: problem.line or 0))
+        """In file order; problems with the whole file first; the unlisted ones counted."""
+        listed = tuple(sorted(self.problems, key=lambda problem: problem.line or 0))
+        unlisted = self.found - len(self.problems)
+        if unlisted:
+            return (*listed, Problem("", f"and {unlisted} more problems"))
+        return listed
 
     def problem(self, path: str, message: str, line: int | None = None) -> None:
-        self.problems.append(Problem(path, message, line or self.line(path)))
+        if not self.full:
+            self.problems.append(Problem(path, message, line or self.line(path)))
+        self.found += 1
 
     def warn(self, path: str, message: str) -> None:
-        if (path, message) not in self._warned:
-            self._warned.add((path, message))
-            self._warnings.append((self.line(path) or 0, Warning(path, message)))
+        if (path, message) in self._warned:
+            return
+        if len(self._warnings) >= MAX_LISTED:
+            self._unlisted_warnings += 1
+            return
+        self._warned.add((path, message))
+        self._warnings.append((self.line(path) or 0, Warning(path, message)))
 
     def line(self, path: str) -> int | None:
         """The line of `path`, or of its nearest located ancestor (a value made by a default)."""
@@ -62,4 +96,7 @@ class Report:
         return None
 
     def unknown_key(self, path: str, key: str, valid: Iterable[str]) -> None:
-        self.problem(child(path, key), f"unknown key '{key}'{suggestion(key, valid)}")
+        if self.full:  # no suggestion to compute for a problem nobody will read
+            self.problem(child(path, key), "unknown key")
+            return
+        self.problem(child(path, key), f"unknown key '{clip(key)}'{suggestion(key, valid)}")

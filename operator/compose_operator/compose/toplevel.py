@@ -26,6 +26,9 @@ IGNORED_TOP_LEVEL = ("networks", "configs", "secrets", "version")
 VOLUME_KEYS = ("driver", "driver_opts", "external", "labels", "name", "x-kubernetes")
 VOLUME_KUBERNETES_KEYS = ("size", "storageClass")
 PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+MAX_ENTRIES = {"models": 64, "services": 256, "volumes": 256}
+"""Entries per top-level element: each becomes objects in the cluster and work in every
+reconcile, and a ComposeApp is one team's application, not a cluster's worth."""
 
 
 def load_project(
@@ -56,6 +59,11 @@ def _project(
     document: dict[str, Any], environment: Mapping[str, str], report: Report
 ) -> ComposeProject:
     _check_top_level_keys(document, report)
+    for key, limit in MAX_ENTRIES.items():
+        entries = document.get(key)
+        if isinstance(entries, dict) and len(entries) > limit:
+            report.problem(key, f"{len(entries)} entries; at most {limit} are accepted")
+            return ComposeProject()
     name = _name(document, report)
     model_map = {}
     if document.get("models") is not None:

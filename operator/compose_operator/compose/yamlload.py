@@ -1,9 +1,11 @@
 """Read Compose YAML into plain Python values, keeping the line of every path for errors.
 
 The text comes from users, possibly other tenants, through the API server, so reading is
-bounded: at most 1 MiB, 64 levels of nesting and 100,000 nodes after alias expansion (the
-cap compose-go uses, `loader/reset.go`), which stops "billion laughs" alias bombs; recursive
-aliases are refused. Scalars resolve as YAML 1.2 core, like compose-go's YAML library:
+bounded: at most 1 MiB, 64 levels of nesting, 100,000 nodes after alias expansion (the cap
+compose-go uses, `loader/reset.go`), which stops "billion laughs" alias bombs, and 8 Mi
+characters after alias expansion, counting every scalar, key and the path that names it (an
+85 KB scalar aliased 12,000 times is 1 GB for whatever reads it next, in only 12,000 nodes);
+recursive aliases are refused. Scalars resolve as YAML 1.2 core, like compose-go's YAML library:
 `80:80` and `yes` stay strings (PyYAML's YAML 1.1 would read 4880 and True), and dates stay
 strings. Compose's own tags load: `!reset` drops the entry (a ComposeApp holds one file, so
 there is nothing to reset) and `!override` keeps its value. Merge keys (`<<: *base`) work as
@@ -18,12 +20,15 @@ from typing import Any, ClassVar
 
 import yaml
 
-from compose_operator.compose.report import Report, child, item
+from compose_operator.compose.report import Report, child, clip, item
 from compose_operator.compose.values import show
 
 MAX_BYTES = 1 << 20
 MAX_DEPTH = 64
 MAX_NODES = 100_000
+MAX_EXPANDED = 8 * MAX_BYTES
+"""Characters of scalars, keys and paths after alias expansion (and, in `interpolate`, of
+scalars after interpolation): what later steps copy, hold and render."""
 
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -135,7 +140,17 @@ class _Walker:
         self.loader = loader
         self.report = report
         self.nodes = 0
+        self.size = 0
         self.open: set[int] = set()
+
+    def count(self, characters: int) -> None:
+        self.size += characters
+        if self.size > MAX_EXPANDED:
+            raise _Refused(
+                "",
+                f"the document expands to more than {MAX_EXPANDED} characters (aliases and "
+                "merge keys included); refusing it",
+            )
 
     def value(self, node: yaml.Node, path: str, depth: int) -> Any:
         self.nodes += 1
@@ -145,6 +160,7 @@ class _Walker:
                 f"the document expands to more than {MAX_NODES} YAML nodes (aliases included); "
                 "refusing it",
             )
+        self.count(len(path) + (len(node.value) if isinstance(node, yaml.ScalarNode) else 0))
         if path not in self.report.lines:
             self.report.lines[path] = node.start_mark.line + 1
         if depth > MAX_DEPTH:
@@ -191,9 +207,12 @@ class _Walker:
                 self.report.problem(path, f"a mapping key must be a plain value (line {line})")
                 continue
             key = key_node.value
+            self.count(len(key))
             if key in seen:
                 self.report.problem(
-                    child(path, key), f'mapping key "{key}" already defined at line {seen[key]}'
+                    child(path, key),
+                    f'mapping key "{clip(key)}" already defined at line {seen[key]}',
+                    line,
                 )
                 continue
             seen[key] = line

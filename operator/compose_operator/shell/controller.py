@@ -44,6 +44,11 @@ class Controller:
         index handlers for the whole initial listing first, so on start-up nothing is
         reconciled against a half-built index."""
 
+    def prepare(self, key: Key, spec: Mapping[str, Any], generation: Any) -> None:
+        """The costly half of observing an app (parsing its Compose text); thread-safe."""
+        if self.sharing is not None and "compose" in spec:
+            self.sharing.parse(key, spec, generation)
+
     def app_observed(self, key: Key, body: Mapping[str, Any]) -> None:
         """Every ComposeApp body kopf sees, before any handler (the sharing index)."""
         uid = body.get("metadata", {}).get("uid")

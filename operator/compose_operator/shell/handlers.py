@@ -24,6 +24,7 @@ Triggers, all ending in a reconcile of one app (namespace, name):
 from __future__ import annotations
 
 import asyncio
+import copy
 from typing import Any
 
 import kopf
@@ -53,7 +54,13 @@ def register(
 
     @kopf.index(*COMPOSE_APPS, id="sharing", registry=registry)
     async def sharing_index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> None:
-        controller.app_observed((namespace or "", name), body)
+        key = (namespace or "", name)
+        # Parsing a large Compose file takes a while: in a thread, the event loop (every
+        # watch, the webhook, the health probes) keeps going.
+        spec = copy.deepcopy(dict(body.get("spec", {}) or {}))
+        generation = (body.get("metadata", {}) or {}).get("generation")
+        await asyncio.to_thread(controller.prepare, key, spec, generation)
+        controller.app_observed(key, body)
 
     if watch_namespaces:
 

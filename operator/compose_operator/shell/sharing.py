@@ -183,16 +183,13 @@ class SharingIndex:
             ),
         )
 
-    def _parse(
-        self, key: Key, body: Mapping[str, Any]
-    ) -> tuple[tuple[Offer, ...] | None, frozenset[str] | None]:
-        spec = body.get("spec", {}) or {}
-        if "compose" not in spec:
-            return None, None
-        stamp = (body.get("metadata", {}).get("generation"), spec.get("compose"))
+    def parse(self, key: Key, spec: Mapping[str, Any], generation: Any) -> None:
+        """Load the app's Compose text into the cache `observe` reads. Costly for a large
+        file, so the handler runs it in a worker thread, off the event loop."""
+        stamp = (generation, spec.get("compose"))
         cached = self._parsed.get(key)
         if cached is not None and cached[0] == stamp:
-            return cached[1], cached[2]
+            return
         try:
             project = self.core.load_project(
                 spec["compose"], file="spec.compose", environment=spec.get("environment", {})
@@ -204,6 +201,16 @@ class SharingIndex:
             offers = offers_of(project, app=key[1], namespace=key[0], settings=self.settings)
             wants = wanted_references(project)
         self._parsed[key] = (stamp, offers, wants)
+
+    def _parse(
+        self, key: Key, body: Mapping[str, Any]
+    ) -> tuple[tuple[Offer, ...] | None, frozenset[str] | None]:
+        spec = body.get("spec", {}) or {}
+        if "compose" not in spec:
+            return None, None
+        generation = body.get("metadata", {}).get("generation")
+        self.parse(key, spec, generation)  # a cache hit when the handler parsed it already
+        _, offers, wants = self._parsed[key]
         return offers, wants
 
     def _update(self, key: Key, new: AppEntry | None) -> set[Key]:
