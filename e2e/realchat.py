@@ -146,6 +146,8 @@ def operator_values(images: Images) -> dict[str, Any]:
             "pullerImage": images.operator,
             "registryMirrors": {"docker.io": REGISTRY_SERVICE},
             "insecureRegistries": [REGISTRY_SERVICE],
+            # Per-model URLs until the suite asserts the model gateway (the default).
+            "modelEndpoint": "direct",
         },
     }
 

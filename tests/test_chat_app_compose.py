@@ -43,9 +43,9 @@ def test_short_syntax_binds_both_models_under_compose_names() -> None:
     result = planned("compose.yaml")
 
     assert container_env(result) == {
-        "LLM_URL": "http://chat-llm.demo.svc.cluster.local/v1/",
+        "LLM_URL": "http://chat-models.demo.svc.cluster.local/v1/",
         "LLM_MODEL": "ai/gemma3",
-        "EMBEDDING_MODEL_URL": "http://chat-embedding-model.demo.svc.cluster.local/v1/",
+        "EMBEDDING_MODEL_URL": "http://chat-models.demo.svc.cluster.local/v1/",
         "EMBEDDING_MODEL_MODEL": "ai/all-minilm",
     }
     assert [(m.key, m.model, m.engine) for m in result.models] == [
@@ -67,9 +67,9 @@ def test_long_syntax_names_the_variables_the_app_is_told_to_read() -> None:
             ("embedding model", "EMBEDDING_MODEL_VAR"),
         ]
     } == {
-        "chat url": "http://chat-llm.demo.svc.cluster.local/v1/",
+        "chat url": "http://chat-models.demo.svc.cluster.local/v1/",
         "chat model": "ai/gemma3",
-        "embedding url": "http://chat-embedding-model.demo.svc.cluster.local/v1/",
+        "embedding url": "http://chat-models.demo.svc.cluster.local/v1/",
         "embedding model": "ai/all-minilm",
     }
     assert sorted(env) == [

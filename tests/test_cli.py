@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -28,15 +29,28 @@ def test_render_prints_every_planned_object(capsys: pytest.CaptureFixture[str]) 
     assert code == 0, err
     documents = list(yaml.safe_load_all(out))
     assert [(d["kind"], d["metadata"]["name"]) for d in documents] == [
+        ("ConfigMap", "chat-models"),
         ("Service", "chat-llm"),
+        ("Service", "chat-models"),
         ("Deployment", "chat-app"),
         ("Deployment", "chat-llm"),
+        ("Deployment", "chat-models"),
     ]
     assert all(d["metadata"]["namespace"] == "t" for d in documents)
-    app = documents[1]["spec"]["template"]["spec"]["containers"][0]
+    app = documents[3]["spec"]["template"]["spec"]["containers"][0]
     assert app["env"] == [
         {"name": "LLM_MODEL", "value": "ai/smollm2"},
-        {"name": "LLM_URL", "value": "http://chat-llm.t.svc.cluster.local/v1/"},
+        {"name": "LLM_URL", "value": "http://chat-models.t.svc.cluster.local/v1/"},
+    ]
+    routes = json.loads(documents[0]["data"]["routes.json"])
+    assert routes["models"] == [
+        {
+            "key": "llm",
+            "model": "ai/smollm2",
+            "engine": "llama.cpp",
+            "upstream": "http://chat-llm.t.svc.cluster.local",
+            "served": "ai/smollm2",
+        }
     ]
 
 

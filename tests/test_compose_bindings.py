@@ -105,24 +105,6 @@ M = "compose.yaml: services.app.models"
             "models:\n  llm: {model_var: 'A B'}",
             [f"{M}.llm.model_var: 'A B' is not a valid environment variable name (line 8)"],
         ),
-        (
-            "models:\n  llm: {endpoint_var: X, model_var: X}",
-            [f"{M}.llm: endpoint_var and model_var are both X (line 8)"],
-        ),
-        (
-            "models:\n  llm: {endpoint_var: URL}\n  embedding-model: {endpoint_var: URL}",
-            [
-                f"{M}.embedding-model.endpoint_var: URL is already set by the binding of model "
-                f"llm (line 9)"
-            ],
-        ),
-        (
-            "models:\n  llm: {model_var: EMBEDDING_MODEL_URL}\n  embedding-model:",
-            [
-                f"{M}.embedding-model: EMBEDDING_MODEL_URL is already set by the binding of "
-                f"model llm (line 9)"
-            ],
-        ),
     ],
     ids=lambda value: value.replace("\n", " ") if isinstance(value, str) else None,
 )
@@ -200,4 +182,23 @@ def test_a_model_with_problems_does_not_also_read_as_undefined() -> None:
         load_project(text)
     assert caught.value.messages == [
         "compose.yaml: models.llm.context_size: must be a positive integer, got 0 (line 2)"
+    ]
+
+
+def test_bindings_that_share_a_variable_load_as_compose_loads_them() -> None:
+    """Whether they can be served is the planner's call, by `modelEndpoint` (one gateway URL
+    serves them all); the loader keeps where each variable was written, for its messages."""
+    loaded = bindings(
+        "models:\n  llm: {endpoint_var: URL, model_var: EMBEDDING_MODEL_URL}\n"
+        "  embedding-model: {endpoint_var: URL}"
+    )
+    assert loaded == (
+        ModelBinding(model="llm", endpoint_var="URL", model_var="EMBEDDING_MODEL_URL"),
+        ModelBinding(
+            model="embedding-model", endpoint_var="URL", model_var="EMBEDDING_MODEL_MODEL"
+        ),
+    )
+    assert [(b.endpoint_at, b.model_at) for b in loaded] == [
+        ("services.app.models.llm.endpoint_var", "services.app.models.llm.model_var"),
+        ("services.app.models.embedding-model.endpoint_var", "services.app.models.embedding-model"),
     ]

@@ -132,7 +132,8 @@ def written_status(outcome: Outcome, *, planned: bool = False) -> dict[str, Any]
             {
                 "status": "Progressing",
                 "message": "model llm: Deployment chat-llm does not exist yet\n"
-                "service app: Deployment app does not exist yet",
+                "service app: Deployment app does not exist yet\n"
+                "model gateway: Deployment chat-models does not exist yet",
             },
         ),
         (

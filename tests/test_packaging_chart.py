@@ -115,7 +115,16 @@ def test_default_settings_are_the_built_in_defaults_with_the_operator_as_puller(
 ) -> None:
     settings = load_settings(settings_text(defaults))
     assert settings.puller_image == IMAGE
-    assert dataclasses.replace(settings, puller_image=Settings().puller_image) == Settings()
+    assert settings.gateway.image == IMAGE
+    built_in = Settings()
+    assert (
+        dataclasses.replace(
+            settings,
+            puller_image=built_in.puller_image,
+            gateway=dataclasses.replace(settings.gateway, image=built_in.gateway.image),
+        )
+        == built_in
+    )
 
 
 def test_default_settings_equal_the_kustomize_settings(defaults: list[dict[str, Any]]) -> None:

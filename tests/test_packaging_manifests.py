@@ -123,7 +123,16 @@ def test_the_settings_are_the_defaults_with_the_operator_as_puller(
     text = one_object(objects, "ConfigMap")["data"]["settings.yaml"]
     settings = load_settings(text)
     assert settings.puller_image == operator_container(objects)["image"]
-    assert dataclasses.replace(settings, puller_image=Settings().puller_image) == Settings()
+    assert settings.gateway.image == operator_container(objects)["image"]
+    defaults = Settings()
+    assert (
+        dataclasses.replace(
+            settings,
+            puller_image=defaults.puller_image,
+            gateway=dataclasses.replace(settings.gateway, image=defaults.gateway.image),
+        )
+        == defaults
+    )
 
 
 def test_services_reach_metrics_and_the_webhook(objects: list[dict[str, Any]]) -> None:

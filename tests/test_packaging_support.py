@@ -41,7 +41,7 @@ CONTRACT_NAMESPACED: frozenset[Grant] = frozenset(
         ["services", "persistentvolumeclaims"],
         ["list", "watch", "create", "patch", "delete"],
     )
-    | _grants([""], ["configmaps"], ["get", "list", "watch"])
+    | _grants([""], ["configmaps"], ["get", "list", "watch", "create", "patch", "delete"])
     | _grants([""], ["pods"], ["list", "watch"])
     | _grants([""], ["events"], ["create"])
 )

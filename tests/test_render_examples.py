@@ -43,7 +43,8 @@ def env(result: Plan, service: str) -> dict[str, str]:
 
 
 def url(model: str) -> str:
-    return f"http://chat-{model}.team.svc.cluster.local/v1/"
+    """Every `*_URL` under the default `modelEndpoint: gateway`: the app's model gateway."""
+    return "http://chat-models.team.svc.cluster.local/v1/"
 
 
 def test_every_example_is_covered() -> None:
@@ -69,9 +70,12 @@ def test_every_object_is_valid_kubernetes_and_rendering_is_deterministic(name: s
 def test_basic() -> None:
     result = render("basic.yaml")
     assert [(o["kind"], o["metadata"]["name"]) for o in result.objects] == [
+        ("ConfigMap", "chat-models"),
         ("Service", "chat-llm"),
+        ("Service", "chat-models"),
         ("Deployment", "chat-app"),
         ("Deployment", "chat-llm"),
+        ("Deployment", "chat-models"),
     ]
     assert env(result, "chat-app") == {"LLM_URL": url("llm"), "LLM_MODEL": "ai/smollm2"}
     assert pod(result, "chat-llm")["containers"][0]["args"] == [
@@ -128,11 +132,14 @@ def test_cloud_labels_select_the_profile_and_the_region() -> None:
 def test_chat_app() -> None:
     result = render("chat-app.yaml")
     assert [(o["kind"], o["metadata"]["name"]) for o in result.objects] == [
+        ("ConfigMap", "chat-models"),
         ("Service", "chat-chat-model"),
         ("Service", "chat-embeddings"),
+        ("Service", "chat-models"),
         ("Service", "web"),
         ("Deployment", "chat-chat-model"),
         ("Deployment", "chat-embeddings"),
+        ("Deployment", "chat-models"),
         ("Deployment", "web"),
     ]
     assert env(result, "web") == {

@@ -108,7 +108,9 @@ def test_any_project_plans_to_valid_names_or_one_compose_error(
     names = [(o["kind"], o["metadata"]["name"]) for o in result.objects]
     assert len(set(names)) == len(names), "no two objects share a kind and name"
     kinds = [kind for kind, _ in names]
-    assert kinds == sorted(kinds, key=["PersistentVolumeClaim", "Service", "Deployment"].index)
+    assert kinds == sorted(
+        kinds, key=["ConfigMap", "PersistentVolumeClaim", "Service", "Deployment"].index
+    )
     again = plan(project, app=app, namespace="team", settings=Settings())
     assert again == result
     assert yaml.safe_dump_all(again.objects) == yaml.safe_dump_all(result.objects)

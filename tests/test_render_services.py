@@ -24,7 +24,7 @@ from compose_operator.project import (
 from compose_operator.render import build_env_patch, plan
 from compose_operator.settings import Policy, Settings
 
-SETTINGS = Settings()
+SETTINGS = Settings(model_endpoint="direct")  # per-model URLs; the gateway: test_render_gateway.py
 LLM = Model(key="llm", model="ai/smollm2")
 LLM_BINDING = ModelBinding(model="llm", endpoint_var="LLM_URL", model_var="LLM_MODEL")
 LLM_URL = "http://chat-llm.team.svc.cluster.local/v1/"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from typing import Any
 
@@ -278,7 +279,7 @@ def test_a_bound_model_has_no_workload_and_services_point_across_namespaces() ->
         project_of(CONSUMER),
         app="chat",
         namespace="team-a",
-        settings=Settings(),
+        settings=Settings(model_endpoint="direct"),
         offers=SharingInput(offers=(PLATFORM,)),
     )
     kinds = sorted(f"{o['kind']}/{o['metadata']['name']}" for o in result.objects)
@@ -293,6 +294,55 @@ def test_a_bound_model_has_no_workload_and_services_point_across_namespaces() ->
         ("embed", "own", "http://chat-embed.team-a.svc.cluster.local/v1/"),
         ("llm", "shared: platform/models/llm", PLATFORM.endpoint),
     ]
+
+
+def test_behind_the_gateway_a_bound_model_is_routed_to_the_offer_across_namespaces() -> None:
+    result = plan(
+        project_of(CONSUMER),
+        app="chat",
+        namespace="team-a",
+        settings=Settings(),
+        offers=SharingInput(offers=(PLATFORM,)),
+    )
+    kinds = sorted(f"{o['kind']}/{o['metadata']['name']}" for o in result.objects)
+    assert kinds == [
+        "ConfigMap/chat-models",
+        "Deployment/app",
+        "Deployment/chat-embed",
+        "Deployment/chat-models",
+        "Service/chat-embed",
+        "Service/chat-models",
+    ]
+    (app,) = [o for o in result.objects if o["metadata"]["name"] == "app"]
+    env = {e["name"]: e["value"] for e in app["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["LLM_URL"] == "http://chat-models.team-a.svc.cluster.local/v1/"
+    (table,) = [o for o in result.objects if o["kind"] == "ConfigMap"]
+    routes = json.loads(table["data"]["routes.json"])
+    llm = next(m for m in routes["models"] if m["key"] == "llm")
+    # The offering app's engine serves its own spelling (llama-server ignores the name).
+    assert llm == {
+        "key": "llm",
+        "model": "docker.io/ai/llama3.2:latest",
+        "engine": PLATFORM.engine,
+        "upstream": "http://models-llm.platform.svc.cluster.local",
+        "served": PLATFORM.model,
+    }
+    assert routes["names"]["ai/llama3.2"] == "llm"
+    assert [(m.key, m.endpoint) for m in result.models] == [
+        ("embed", "http://chat-embed.team-a.svc.cluster.local/v1/"),
+        ("llm", PLATFORM.endpoint),
+    ]
+
+
+def test_an_offers_network_policy_admits_the_consumers_gateway_pods() -> None:
+    """The policy admits whole namespaces (no podSelector on its peers), so the gateway pods
+    of an admitted namespace reach the offered model like any other pod there."""
+    policy = sharing.build_network_policy(PLATFORM, port=8080)
+    (rule,) = policy["spec"]["ingress"]
+    assert all(set(peer) == {"namespaceSelector"} for peer in rule["from"])
+    (peer,) = rule["from"]
+    (expression,) = peer["namespaceSelector"]["matchExpressions"]
+    assert "team-a" in expression["values"]
 
 
 def test_require_without_match_applies_nothing() -> None:

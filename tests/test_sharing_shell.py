@@ -226,6 +226,8 @@ def offer_view(compose: str = PLATFORM, served: Any = None) -> Sharing:
 
 
 def reconciler(api: FakeApi, **settings: Any) -> Reconciler:
+    # Per-model URLs, so the env shows where each binding points; the gateway: test_sharing.py.
+    settings.setdefault("model_endpoint", "direct")
     return Reconciler(api, Settings(**settings), core=real_core(), now=lambda: NOW)
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from compose_operator.settings import Settings
 from compose_operator.shell import handlers
-from compose_operator.shell.reconcile import real_core
+from compose_operator.shell.reconcile import APP_LABEL, real_core
 
 
 class RecordingController:
@@ -70,8 +70,11 @@ def test_events_forward_the_app_key(
         meta=meta_annotations,
     )
     index = {("ns", "chat-compose"): ["chat", "other"]}
-    call(found["config-map-event"], namespace="ns", name="chat-compose", compose_sources=index)
-    call(found["config-map-event"], namespace="ns", name="unrelated", compose_sources=index)
+    event = found["config-map-event"]
+    call(event, namespace="ns", name="chat-compose", compose_sources=index, meta={})
+    call(event, namespace="ns", name="unrelated", compose_sources=index, meta={})
+    gateway_routes = {"labels": {APP_LABEL: "gw"}}  # the model gateway's routing table
+    call(event, namespace="ns", name="gw-models", compose_sources=index, meta=gateway_routes)
     assert controller.calls == [
         ("changed", ("ns", "chat")),
         ("deleted", ("ns", "chat")),
@@ -79,6 +82,7 @@ def test_events_forward_the_app_key(
         ("trigger", ("ns", "chat")),
         ("trigger", ("ns", "chat")),
         ("trigger", ("ns", "other")),
+        ("trigger", ("ns", "gw")),
     ]
 
 

@@ -40,7 +40,7 @@ def test_apply_requests_and_readiness_are_counted() -> None:
     )
 
     labels = {"verb": "apply", "resource": "deployments"}
-    assert value(metrics, "compose_operator_api_requests_total", labels) == 3
+    assert value(metrics, "compose_operator_api_requests_total", labels) == 4  # with the gateway
     assert value(metrics, "compose_operator_apps", {"ready": "false"}) == 1
     assert value(metrics, "compose_operator_models", {"ready": "false"}) == 2
     assert value(metrics, "compose_operator_models", {"ready": "true"}) == 0

@@ -23,6 +23,8 @@ from shell_fakes import FakeApi, Request
 NS = "team"
 APP = "chat"
 NOW = "2026-11-29T10:00:00Z"
+DIRECT = Settings(model_endpoint="direct")
+"""The reconcile mechanics below on per-model URLs; the model gateway's own: at the end."""
 
 COMPOSE = """\
 services:
@@ -126,7 +128,7 @@ def api() -> FakeApi:
 
 @pytest.fixture
 def reconciler(api: FakeApi) -> Reconciler:
-    return Reconciler(api, Settings(), core=real_core(), now=lambda: NOW)
+    return Reconciler(api, DIRECT, core=real_core(), now=lambda: NOW)
 
 
 def verbs(requests: list[Request]) -> list[tuple[str, str, str]]:
@@ -733,3 +735,72 @@ def test_a_pod_security_refusal_is_quoted_from_the_replica_failure(
     reconciler.reconcile(NS, APP)
     (model,) = app_status(api)["models"]
     assert model["message"] == f"Deployment chat-llm: FailedCreate: {refusal}"
+
+
+# The model gateway (the default modelEndpoint): owned like the model objects, and the app is
+# Ready only when it is.
+
+
+@pytest.fixture
+def gateway_reconciler(api: FakeApi) -> Reconciler:
+    return Reconciler(api, Settings(), core=real_core(), now=lambda: NOW)
+
+
+def test_the_gateway_is_applied_with_the_app_and_gates_ready(
+    api: FakeApi, gateway_reconciler: Reconciler
+) -> None:
+    api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE))
+    gateway_reconciler.reconcile(NS, APP)
+    applied = [(r.resource, r.name) for r in api.writes() if r.verb == "apply"]
+    assert applied[0] == ("configmaps", "chat-models")
+    assert {("services", "chat-models"), ("deployments", "chat-models")} <= set(applied)
+    for name in ("chat-embed", "chat-llm", "web"):
+        api.set_status(kube.DEPLOYMENTS, NS, name, available())
+
+    gateway_reconciler.reconcile(NS, APP)
+    status = app_status(api)
+    assert conditions(api)["Ready"] == ("False", "NotReady")
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready["message"] == "model gateway: Deployment chat-models: rollout not observed yet"
+    assert status["gateway"] == {
+        "url": "http://chat-models.team.svc.cluster.local/v1/",
+        "name": "chat-models",
+        "ready": False,
+        "replicas": 1,
+        "readyReplicas": 0,
+        "message": "Deployment chat-models: rollout not observed yet",
+    }
+    # status keeps each model's own Service
+    assert status["models"][1]["endpoint"] == "http://chat-llm.team.svc.cluster.local/v1/"
+
+    api.set_status(kube.DEPLOYMENTS, NS, "chat-models", available())
+    report = gateway_reconciler.reconcile(NS, APP)
+    assert report.ready
+    assert app_status(api)["gateway"]["ready"] is True
+    assert "message" not in app_status(api)["gateway"]
+
+
+def test_the_gateway_objects_are_restored_when_deleted_and_pruned_when_unplanned(
+    api: FakeApi, gateway_reconciler: Reconciler
+) -> None:
+    api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE))
+    gateway_reconciler.reconcile(NS, APP)
+    table = api.live(kube.CONFIG_MAPS, NS, "chat-models")
+    assert table is not None
+    api.delete(kube.CONFIG_MAPS, NS, "chat-models", table["metadata"]["uid"])
+    api.clear()
+
+    gateway_reconciler.reconcile(NS, APP)
+    assert verbs(api.writes())[0] == ("apply", "configmaps", "chat-models")
+    assert api.live(kube.CONFIG_MAPS, NS, "chat-models") is not None
+
+    set_spec(api, COMPOSE.replace("    models: [llm]\n", ""))  # no service binds a model now
+    api.clear()
+    gateway_reconciler.reconcile(NS, APP)
+    assert sorted(r.resource for r in api.writes() if r.verb == "delete") == [
+        "configmaps",
+        "deployments",
+        "services",
+    ]
+    assert {r.name for r in api.writes() if r.verb == "delete"} == {"chat-models"}
+    assert "gateway" not in app_status(api)

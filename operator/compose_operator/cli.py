@@ -204,6 +204,14 @@ def _build_parser() -> argparse.ArgumentParser:
         "run", help="start the operator", add_help=False, prefix_chars="\0"
     )
     run_cmd.add_argument("run_args", nargs=argparse.REMAINDER)
+
+    gateway_cmd = commands.add_parser(
+        "gateway",
+        help="serve an app's model gateway (in its pods)",
+        add_help=False,
+        prefix_chars="\0",
+    )
+    gateway_cmd.add_argument("gateway_args", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -213,6 +221,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from compose_operator.shell import runner
 
         return runner.main(arguments[1:])
+    if arguments[:1] == ["gateway"]:
+        from compose_operator.gateway import main as gateway
+
+        return gateway.main(arguments[1:])
     parser = _build_parser()
     try:
         args = parser.parse_args(arguments)

@@ -54,7 +54,11 @@ def _spec_schema() -> Schema:
                     "{namespaceSelector: {..}}) to offer it to apps in other namespaces, which "
                     "then bind to it instead of running their own; `x-kubernetes.shared: false` "
                     "keeps a model from binding to an offer (unless the operator's sharing "
-                    "policy is require)."
+                    "policy is require). `x-kubernetes.endpoint: direct` gives a model's *_URL "
+                    "its own Service instead of the app's model gateway (`gateway` the other way "
+                    "round; the operator setting modelEndpoint decides otherwise). Behind the "
+                    "gateway, bindings may share an endpoint_var (every URL is the gateway's), "
+                    "as under docker compose."
                 ),
                 "maxLength": yamlload.MAX_BYTES,
             },
@@ -165,7 +169,12 @@ def _status_schema() -> Schema:
                         "name": _string("The key under the Compose `models:` element."),
                         "model": _string("The model reference as written, e.g. ai/smollm2."),
                         "engine": _string("The serving engine: llama.cpp or vllm."),
-                        "endpoint": _string("The OpenAI-style base URL services receive."),
+                        "endpoint": _string(
+                            "The model's own Service (or its offer's) as an OpenAI-style base "
+                            "URL. Services receive it as *_URL under modelEndpoint: direct or "
+                            "x-kubernetes.endpoint: direct; otherwise they receive the model "
+                            "gateway's URL (status.gateway.url)."
+                        ),
                         "source": _string(
                             "`own`; `shared: <ns>/<app>/<model>` when bound to a platform "
                             "offer (no Deployment of its own); `refused` when the sharing "
@@ -206,6 +215,27 @@ def _status_schema() -> Schema:
                         "crash": _crash_schema(),
                     },
                     "required": ["name"],
+                },
+            },
+            "gateway": {
+                "type": "object",
+                "description": "The app's model gateway (operator setting modelEndpoint: "
+                "gateway, the default): one OpenAI-compatible URL for all of the app's models, "
+                "as Docker Model Runner gives under docker compose. Every *_URL of the app is "
+                "its url; it routes each request by the body's `model` (any spelling of the "
+                "reference, or the model's key) to the model's Service, and answers 404 for a "
+                "model the app does not have. Absent when no service reaches a model through it.",
+                "properties": {
+                    "url": _string("The URL every *_URL of the app carries."),
+                    "name": _string("Its Deployment, Service and ConfigMap (routing table)."),
+                    "ready": {
+                        "type": "boolean",
+                        "description": "Every replica serves the current routing table; the "
+                        "app is Ready only when this is true.",
+                    },
+                    "replicas": _integer("Replicas wanted."),
+                    "readyReplicas": _integer("Replicas ready to serve."),
+                    "message": _string("Why the gateway is not ready, when it is not."),
                 },
             },
             "warnings": _string_list("Compose keys ignored on Kubernetes, with their path."),

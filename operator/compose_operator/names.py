@@ -64,9 +64,26 @@ def is_qualified_name(key: str) -> bool:
     return len(name) <= MAX_LABEL and _QUALIFIED_NAME.fullmatch(name) is not None
 
 
+GATEWAY_SUFFIX = "models"
+"""The model gateway's objects are `<app>-models`: one endpoint for all of the app's models."""
+
+
+def gateway(app: str) -> str:
+    """The model gateway's Deployment, Service and ConfigMap: `<app>-models`."""
+    return dns_label(app, GATEWAY_SUFFIX)
+
+
 def model(app: str, key: str) -> str:
-    """The Deployment and Service that serve model `key`: `<app>-<key>`."""
-    return dns_label(app, key)
+    """The Deployment and Service that serve model `key`: `<app>-<key>`.
+
+    The one key that would take the gateway's name (`models`) gets `<app>-models-<hash>`
+    instead, whatever the settings, so the two can never collide and a model's name does not
+    change with `modelEndpoint`.
+    """
+    name = dns_label(app, key)
+    if name != gateway(app):
+        return name
+    return f"{name[:READABLE_BUDGET].rstrip('-')}-{short_hash(f'{app}-{key}/model')}"
 
 
 def model_cache(app: str, key: str) -> str:

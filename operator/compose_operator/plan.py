@@ -18,7 +18,8 @@ class PlannedModel:
     model: str
     engine: str
     endpoint: str
-    """The `*_URL` value services receive: `http://<svc>.<ns>.svc.<domain>/v1/`."""
+    """The model's own Service (or its offer's): `http://<svc>.<ns>.svc.<domain>/v1/`. Services
+    receive it as `*_URL` only without the model gateway."""
     deployment: str
     service: str
     replicas: int
@@ -53,6 +54,16 @@ class EnvBinding:
 
 
 @dataclass(frozen=True)
+class PlannedGateway:
+    """The app's model gateway: one URL for every model, as Docker Model Runner gives."""
+
+    name: str
+    """Its Deployment, Service and ConfigMap."""
+    url: str
+    replicas: int
+
+
+@dataclass(frozen=True)
 class Plan:
     objects: tuple[Manifest, ...] = ()
     """Objects the app owns, in apply order (PVCs and Services before Deployments)."""
@@ -64,6 +75,8 @@ class Plan:
     refusals: tuple[tuple[str, str], ...] = ()
     """(model key, why) for models the sharing policy `require` refuses: when there are any,
     nothing of the app is applied (`objects` and `bindings` are empty)."""
+    gateway: PlannedGateway | None = None
+    """Present when a service reaches a model through the gateway (`modelEndpoint`)."""
     waiting: tuple[tuple[str, str], ...] = ()
     """(model key, which offer) for models whose matching offer is not applied yet: the app
     is left as it is until it is (nothing applied, nothing pruned)."""

@@ -45,6 +45,8 @@ class KubernetesOptions:
     tolerations: tuple[Mapping[str, Any], ...] = ()
     offer: OfferSpec | None = None
     shared: bool = True
+    endpoint: Literal["gateway", "direct"] | None = None
+    """`direct`: this model's `*_URL` is its own Service even behind a model gateway."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,10 @@ class ModelBinding:
     """The key under the top-level `models:`."""
     endpoint_var: str
     model_var: str
+    endpoint_at: str = field(default="", compare=False)
+    """Where `endpoint_var` was written (or the binding, for a derived name): the path that
+    the planner names when variables collide, which it judges by `modelEndpoint`."""
+    model_at: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)

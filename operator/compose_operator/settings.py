@@ -20,6 +20,8 @@ from compose_operator import templates
 from compose_operator.errors import ComposeError, Problem
 
 SharingPolicy = Literal["prefer", "require", "never"]
+ModelEndpoint = Literal["gateway", "direct"]
+OPERATOR_IMAGE = "ghcr.io/compose-operator/compose-operator:latest"
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,33 @@ class Policy:
 
 
 @dataclass(frozen=True)
+class GatewaySettings:
+    """The per-app model gateway (`modelEndpoint: gateway`): one URL for all of an app's models."""
+
+    image: str = OPERATOR_IMAGE
+    """The operator's own image; its `gateway` command is the router."""
+    replicas: int | None = None
+    """None: 2 when one of the app's models runs more than one replica (the hop in front of
+    replicated models should not be the one thing that is not), else 1."""
+    max_request_bytes: int = 16 * 1024 * 1024
+    """Request bodies above this get 413: the gateway reads a body whole to find its `model`."""
+    upstream_timeout_seconds: int = 600
+    """How long the gateway waits for the next bytes from an engine (a long generation keeps
+    sending, so this bounds silence, not the whole answer)."""
+    drain_seconds: int = 600
+    """How long a stopping gateway pod keeps finishing the requests it has (a rollout after a
+    routing change): its terminationGracePeriodSeconds is this plus the endpoint delay."""
+    resources: Mapping[str, Any] = field(
+        default_factory=lambda: {
+            "requests": {"cpu": "100m", "memory": "64Mi"},
+            "limits": {"memory": "256Mi"},
+        }
+    )
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    tolerations: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
 class Settings:
     engines: Mapping[str, EngineImages] = field(
         default_factory=lambda: {
@@ -75,7 +104,7 @@ class Settings:
         }
     )
     default_engine: str = "llama.cpp"
-    puller_image: str = "ghcr.io/compose-operator/compose-operator:latest"
+    puller_image: str = OPERATOR_IMAGE
     """The operator's own image; its `pull-model` command fetches OCI model artifacts."""
     gpu_resource_name: str = "nvidia.com/gpu"
     default_gpus: int = 1
@@ -99,6 +128,10 @@ class Settings:
     stall_after_crashes: int = 5
     """Crashes in a row with the same exit code after which a model or service makes its app
     Stalled (reason CrashLoop, kstatus Failed), so GitOps tools stop waiting; 0: never."""
+    model_endpoint: ModelEndpoint = "gateway"
+    """`gateway`: every `*_URL` of an app is its model gateway, which routes by the request's
+    `model`, as Docker Model Runner's one endpoint does; `direct`: one URL per model Service."""
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
 
 
 _TOLERATION_KEYS = frozenset({"key", "operator", "value", "effect", "tolerationSeconds"})
@@ -189,7 +222,10 @@ def _check(settings: Settings) -> list[Problem]:
                 f"{settings.model_volume_size!r} is not a Kubernetes quantity such as 20Gi",
             )
         )
-    tolerations = [("gpuTolerations", settings.gpu_tolerations)] + [
+    tolerations = [
+        ("gpuTolerations", settings.gpu_tolerations),
+        ("gateway.tolerations", settings.gateway.tolerations),
+    ] + [
         (f"profiles.{name}.tolerations", profile.tolerations)
         for name, profile in settings.profiles.items()
     ]
@@ -205,6 +241,17 @@ def _check(settings: Settings) -> list[Problem]:
     problems += [
         Problem(f"templates.{name}", message)
         for name, message in templates.problems(settings.templates).items()
+    ]
+    gateway = settings.gateway
+    problems += [
+        Problem(f"gateway.{key}", f"must be 1 or more, not {value}")
+        for key, value in (
+            ("replicas", gateway.replicas),
+            ("maxRequestBytes", gateway.max_request_bytes),
+            ("upstreamTimeoutSeconds", gateway.upstream_timeout_seconds),
+            ("drainSeconds", gateway.drain_seconds),
+        )
+        if value is not None and value < 1
     ]
     problems += [
         Problem(f"engines.{name}.command", "must name the server's executable")

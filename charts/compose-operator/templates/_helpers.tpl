@@ -50,12 +50,17 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- printf "%s-metrics" (include "compose-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* The settings file: values.settings with the puller image defaulted to the operator image. */}}
+{{/* The settings file: values.settings with the puller and gateway images defaulted to the operator image. */}}
 {{- define "compose-operator.settings" -}}
 {{- $settings := deepCopy .Values.settings }}
 {{- if not $settings.pullerImage }}
 {{- $_ := set $settings "pullerImage" (include "compose-operator.image" .) }}
 {{- end }}
+{{- $gateway := $settings.gateway | default dict }}
+{{- if not $gateway.image }}
+{{- $_ := set $gateway "image" (include "compose-operator.image" .) }}
+{{- end }}
+{{- $_ := set $settings "gateway" $gateway }}
 {{- toYaml $settings }}
 {{- end }}
 
@@ -79,10 +84,11 @@ manifests' ClusterRole (tests/test_packaging_rbac.py pins both to one list).
 - apiGroups: [""]
   resources: [services, persistentvolumeclaims]
   verbs: [list, watch, create, patch, delete]
-# Compose text from spec.composeFrom.configMapKeyRef; pods (watched) to say at once why a model is not ready.
+# Compose text from spec.composeFrom.configMapKeyRef (read); the model gateway's routing table
+# (a ConfigMap the app owns). Pods (watched) to say at once why a model is not ready.
 - apiGroups: [""]
   resources: [configmaps]
-  verbs: [get, list, watch]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [""]
   resources: [pods]
   verbs: [list, watch]

@@ -55,26 +55,19 @@ def protected(name: str) -> bool:
 def parse_bindings(
     value: Any, service: str, path: str, declared: Collection[str], report: Report
 ) -> tuple[ModelBinding, ...]:
-    """The bindings of one service; `path` is `services.<name>.models`."""
-    entries = list(_entries(value, path, report))
+    """The bindings of one service; `path` is `services.<name>.models`.
+
+    Bindings that share a variable load: Compose accepts them. Whether they can be served is
+    the planner's call, by the `modelEndpoint` setting (one gateway URL serves them all).
+    """
     bindings: list[ModelBinding] = []
-    owners: dict[str, str] = {}
-    for key, options, entry_path in entries:
+    for key, options, entry_path in _entries(value, path, report):
         if key not in declared:
             report.problem(entry_path, f'service "{service}" refers to undefined model {key}')
             continue
         binding = _binding(key, options, entry_path, report)
-        if binding is None:
-            continue
-        for var, var_key in (
-            (binding.endpoint_var, "endpoint_var"),
-            (binding.model_var, "model_var"),
-        ):
-            where = child(entry_path, var_key) if var_key in options else entry_path
-            if var in owners:
-                report.problem(where, f"{var} is already set by the binding of {owners[var]}")
-            owners[var] = f"model {key}"
-        bindings.append(binding)
+        if binding is not None:
+            bindings.append(binding)
     return tuple(bindings)
 
 
@@ -109,19 +102,20 @@ def _entries(value: Any, path: str, report: Report) -> Iterable[tuple[str, dict[
 def _binding(key: str, options: dict[str, Any], path: str, report: Report) -> ModelBinding | None:
     prefix = env_prefix(key)
     names = []
+    paths = []
     for var_key, default in (("endpoint_var", f"{prefix}_URL"), ("model_var", f"{prefix}_MODEL")):
         var_path = child(path, var_key) if var_key in options else path
         name = values.string(options.get(var_key, default), var_path, report)
         if name is None:
             return None
         names.append(_checked(name, var_key, var_key in options, var_path, report))
+        paths.append(var_path)
     endpoint, model = names
     if endpoint is None or model is None:
         return None
-    if endpoint == model:
-        report.problem(path, f"endpoint_var and model_var are both {endpoint}")
-        return None
-    return ModelBinding(model=key, endpoint_var=endpoint, model_var=model)
+    return ModelBinding(
+        model=key, endpoint_var=endpoint, model_var=model, endpoint_at=paths[0], model_at=paths[1]
+    )
 
 
 def _checked(name: str, var_key: str, explicit: bool, path: str, report: Report) -> str | None:

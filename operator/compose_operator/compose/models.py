@@ -32,7 +32,9 @@ KUBERNETES_KEYS = (
     "tolerations",
     "offer",
     "shared",
+    "endpoint",
 )
+ENDPOINTS = ("gateway", "direct")
 ENGINES = ("llama.cpp", "vllm")
 RESOURCE_KEYS = ("requests", "limits")
 CACHE_KEYS = ("size", "storageClass")
@@ -154,6 +156,12 @@ def _kubernetes(value: Any, path: str, report: Report) -> KubernetesOptions | No
     tolerations = _optional(fields, "tolerations", path, report, parse_tolerations)
     offer = _optional(fields, "offer", path, report, _offer)
     shared = _optional(fields, "shared", path, report, values.boolean)
+    endpoint = fields.get("endpoint")
+    if endpoint is not None and endpoint not in ENDPOINTS:
+        report.problem(
+            child(path, "endpoint"),
+            f"must be one of {', '.join(ENDPOINTS)}, got {values.show(endpoint)}",
+        )
     if report.found > errors:
         return None
     return KubernetesOptions(
@@ -167,6 +175,7 @@ def _kubernetes(value: Any, path: str, report: Report) -> KubernetesOptions | No
         tolerations=tolerations or (),
         offer=offer,
         shared=True if shared is None else shared,
+        endpoint=endpoint,
     )
 
 

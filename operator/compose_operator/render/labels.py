@@ -9,6 +9,8 @@ PART_OF = "app.kubernetes.io/part-of"
 APP = "compose-operator.io/app"
 MODEL = "compose-operator.io/model"
 SERVICE = "compose-operator.io/service"
+COMPONENT = "compose-operator.io/component"
+GATEWAY = "model-gateway"
 OPERATOR = "compose-operator"
 
 Labels = dict[str, str]
@@ -33,3 +35,11 @@ def service_selector(app: str, name: str) -> Labels:
 
 def for_service(app: str, name: str) -> Labels:
     return {**common(app), **service_selector(app, name)}
+
+
+def gateway_selector(app: str) -> Labels:
+    return {APP: names.label_value(app), COMPONENT: GATEWAY}
+
+
+def for_gateway(app: str) -> Labels:
+    return {**common(app), **gateway_selector(app)}

@@ -7,6 +7,7 @@ user fixes the file in one round trip and nothing is ever half-applied.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -17,11 +18,12 @@ from compose_operator.plan import (
     EnvBinding,
     Manifest,
     Plan,
+    PlannedGateway,
     PlannedModel,
     PlannedService,
 )
 from compose_operator.project import ComposeProject, Volume
-from compose_operator.render import env, security, sharing
+from compose_operator.render import env, gateway, security, sharing
 from compose_operator.render.models import build_model_workload
 from compose_operator.render.services import build_service_workload
 from compose_operator.render.volumes import build_volume_claim
@@ -33,8 +35,9 @@ NOT_PATCHED = (
     "which gets only the model variables"
 )
 NOT_SHARED_IGNORED = "ignored: the sharing policy is require, so every model binds to an offer"
-APPLY_ORDER = {"PersistentVolumeClaim": 0, "Service": 1, "Deployment": 2}
-"""Claims and Services first, so a Deployment's pods find both when they start."""
+APPLY_ORDER = {"ConfigMap": 0, "PersistentVolumeClaim": 0, "Service": 1, "Deployment": 2}
+"""ConfigMaps, claims and Services first, so a Deployment's pods find them when they start."""
+GATEWAY_PATH = "the model gateway"
 
 
 def plan(
@@ -68,6 +71,12 @@ def plan(
         for key in project.models
     }
     endpoints.update({key: offer.endpoint for key, offer in decision.bindings.items()})
+    gateway_url = gateway.url(app, namespace, settings)
+    via_gateway = {
+        key: (model.kubernetes.endpoint or settings.model_endpoint) == "gateway"
+        for key, model in project.models.items()
+    }
+    urls = {key: gateway_url if via_gateway[key] else endpoints[key] for key in project.models}
     offered = {
         offer.key: offer
         for offer in sharing.offers_of(project, app=app, namespace=namespace, settings=settings)
@@ -104,7 +113,10 @@ def plan(
         if service.image is None and not service.models:
             warnings.append(Warning(path, NOTHING_TO_DO))
             continue
-        injected = env.binding_env(service, project.models, endpoints)
+        bound_env = env.binding_env(service, project.models, urls, mode=settings.model_endpoint)
+        problems += bound_env.problems
+        warnings += bound_env.warnings
+        injected = bound_env.env
         bound = tuple(dict.fromkeys(binding.model for binding in service.models))
         deployment = names.service(name)
         planned_services.append(
@@ -140,6 +152,20 @@ def plan(
         claim = build_volume_claim(volume, app=app, namespace=namespace)
         owned.append((f"volumes.{volume_name}", claim))
 
+    planned_gateway = None
+    if any(via_gateway[b.model] for service in project.services.values() for b in service.models):
+        routes = _routes(project, planned_models, decision.bindings)
+        table_warnings = gateway.route_names(routes)[1]
+        warnings += table_warnings
+        planned_gateway = PlannedGateway(
+            name=names.gateway(app), url=gateway_url, replicas=gateway.replicas(routes, settings)
+        )
+        # First, so a clash names the Compose entry that took the gateway's name.
+        owned[:0] = [
+            (GATEWAY_PATH, manifest)
+            for manifest in gateway.build_gateway(app, namespace, routes, settings)
+        ]
+
     problems += _clashes(owned, bindings)
     if problems:
         raise ComposeError(file, problems)
@@ -158,7 +184,32 @@ def plan(
         models=tuple(planned_models),
         services=tuple(planned_services),
         warnings=tuple(warnings),
+        gateway=planned_gateway,
     )
+
+
+def _routes(
+    project: ComposeProject, planned: list[PlannedModel], offers: Mapping[str, sharing.Offer]
+) -> list[gateway.Route]:
+    """A route per model that has somewhere to go: its own Service or its offer's, whose
+    engine serves the offering app's spelling of the reference."""
+    routes = []
+    for model in planned:
+        if not model.endpoint:
+            continue
+        offer = offers.get(model.key)
+        served = offer.model if offer is not None else model.model
+        routes.append(
+            gateway.Route(
+                key=model.key,
+                model=model.model,
+                engine=model.engine,
+                upstream=gateway.upstream(model.endpoint),
+                served=served,
+                replicas=project.models[model.key].kubernetes.replicas,
+            )
+        )
+    return routes
 
 
 def _not_own(key: str, reference: str, offer: sharing.Offer | None, endpoint: str) -> PlannedModel:

@@ -12,7 +12,8 @@ plain functions in worker threads).
 
 Triggers, all ending in a reconcile of one app (namespace, name):
 - a ComposeApp event (created, changed, listed at start, being deleted);
-- a ConfigMap event for a ConfigMap some app reads through `composeFrom` (an index);
+- a ConfigMap event for a ConfigMap some app reads through `composeFrom` (an index), or
+  one labelled `compose-operator.io/app` (the model gateway's routing table);
 - an event on a Deployment, Service or PVC labelled `compose-operator.io/app`, or on a
   Deployment that opted in (annotation) or that we patched (`bound-by` annotation);
 - the periodic resync, started at start-up;
@@ -85,10 +86,15 @@ def register(
         return {(namespace or "", ref["name"]): name} if ref.get("name") else None
 
     @kopf.on.event("", "v1", "configmaps", id="config-map-event", registry=registry)
-    async def config_map_event(namespace: str | None, name: str, **indexes: Any) -> None:
+    async def config_map_event(
+        namespace: str | None, name: str, meta: kopf.Meta, **indexes: Any
+    ) -> None:
         sources: kopf.Index[tuple[str, str], str] = indexes["compose_sources"]
         for app in sources.get((namespace or "", name), []):
             controller.trigger((namespace or "", app))
+        owner = meta.get("labels", {}).get(APP_LABEL)
+        if owner:
+            controller.trigger((namespace or "", owner))
 
     def on_marked(group: str, version: str, plural: str, where: str, key: str) -> None:
         labels = {key: kopf.PRESENT} if where == "labels" else None

@@ -49,8 +49,9 @@ BOUND_BY_ANNOTATION = "compose-operator.io/bound-by"
 FINALIZER = "compose-operator.io/bindings"
 COMPONENT = "compose-operator"
 
-OWNED_KINDS: tuple[Resource, ...] = (kube.PVCS, kube.SERVICES, kube.DEPLOYMENTS)
-"""Kinds the plan may create and prune. NetworkPolicies join when the settings enable them."""
+OWNED_KINDS: tuple[Resource, ...] = (kube.CONFIG_MAPS, kube.PVCS, kube.SERVICES, kube.DEPLOYMENTS)
+"""Kinds the plan may create and prune (ConfigMaps: the model gateway's routing table).
+NetworkPolicies join when the settings enable them."""
 
 Result = Literal["applied", "unchanged", "invalid", "suspended", "deleted", "gone"]
 

@@ -3,9 +3,9 @@
 Semantics are kstatus's (what Flux and `kubectl wait`-style tools read): `Reconciling=True`
 while a Deployment is rolling out or a retry is pending, `Stalled=True` when retrying cannot
 help (invalid Compose, a refused binding, a name taken by someone else), `Ready=True` only when
-every model and service is available. Each condition carries `observedGeneration`; an
-unchanged condition keeps its `lastTransitionTime`, so an unchanged world gives an equal
-status and the shell writes nothing.
+every model and service, and the model gateway when there is one, is available. Each condition
+carries `observedGeneration`; an unchanged condition keeps its `lastTransitionTime`, so an
+unchanged world gives an equal status and the shell writes nothing.
 
 A model that is not ready says why, read from its pods: the scheduler's Unschedulable message,
 a container waiting in ImagePullBackOff or CrashLoopBackOff, or the terminated container's
@@ -34,7 +34,15 @@ Manifest = Mapping[str, Any]
 Status = dict[str, Any]
 
 READY, RECONCILING, STALLED = "Ready", "Reconciling", "Stalled"
-OWNED_KEYS = ("observedGeneration", "conditions", "models", "services", "warnings", "ready")
+OWNED_KEYS = (
+    "observedGeneration",
+    "conditions",
+    "models",
+    "services",
+    "gateway",
+    "warnings",
+    "ready",
+)
 """Every status key the operator writes; a key left out of a new status is removed."""
 
 MESSAGE_TAIL = 1024
@@ -416,6 +424,20 @@ def build_status(
             service_ready.append(ok)
         status["models"] = models
         status["services"] = services
+        if plan.gateway is not None:
+            gateway = plan.gateway
+            live = deployments.get(gateway.name)
+            ok, why = (False, "") if refusals else deployment_availability(gateway.name, live, pods)
+            status["gateway"] = {
+                "url": gateway.url,
+                "name": gateway.name,
+                "ready": ok,
+                "replicas": gateway.replicas,
+                "readyReplicas": (live or {}).get("status", {}).get("readyReplicas", 0),
+            }
+            if why:
+                status["gateway"]["message"] = why
+                waiting.append(f"model gateway: {why}")
         if plan.warnings:
             status["warnings"] = [str(w) for w in plan.warnings]
         status["ready"] = {
@@ -427,7 +449,7 @@ def build_status(
         if any(model.offered for model in plan.models):
             status["ready"]["serving"] = sum(len(apps) for apps in outcome.served.values())
     else:
-        for key in ("models", "services", "warnings", "ready"):
+        for key in ("models", "services", "gateway", "warnings", "ready"):
             if key in previous:
                 status[key] = previous[key]
 
@@ -481,9 +503,22 @@ def build_status(
 
 
 def status_patch(previous: Mapping[str, Any], new: Status) -> Status | None:
-    """The merge patch that turns the previous status into the new one; None when equal."""
-    patch: Status = {key: new.get(key) for key in OWNED_KEYS if previous.get(key) != new.get(key)}
+    """The merge patch that turns the previous status into the new one; None when equal.
+
+    A merge patch merges mappings, so a key a mapping no longer has (the gateway's `message`
+    once it is ready) is sent as null, which removes it."""
+    patch: Status = {
+        key: _replacing(previous.get(key), new.get(key))
+        for key in OWNED_KEYS
+        if previous.get(key) != new.get(key)
+    }
     return patch or None
+
+
+def _replacing(old: Any, new: Any) -> Any:
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        return {**{key: None for key in old if key not in new}, **new}
+    return new
 
 
 def _ready(status: Mapping[str, Any]) -> Manifest:
