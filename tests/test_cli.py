@@ -212,3 +212,78 @@ def test_a_file_that_is_not_utf8_is_a_clean_error(
     code, out, err = run(capsys, "render", "-f", str(compose), "--name", "a")
     assert (code, out) == (2, "")
     assert err == f"compose-operator: {compose}: not valid UTF-8 (byte 25: invalid start byte)\n"
+
+
+def test_render_prints_the_env_patch_a_bound_service_gets(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    compose = tmp_path / "compose.yaml"
+    compose.write_text(
+        "services:\n  agent:\n    build: .\n    models: [llm]\nmodels:\n  llm: {model: ai/x}\n"
+    )
+    code, out, err = run(capsys, "render", "-f", str(compose), "--name", "a", "--namespace", "t")
+    assert code == 0, err
+    assert (
+        "# services.agent: no image, so it binds to the existing Deployment agent,\n"
+        "# which must carry the annotation compose-operator.io/app: a." in out
+    )
+    patch = list(yaml.safe_load_all(out))[-1]
+    assert patch == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "agent", "namespace": "t"},
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "agent",
+                            "env": [
+                                {"name": "LLM_MODEL", "value": "ai/x"},
+                                {
+                                    "name": "LLM_URL",
+                                    "value": "http://a-llm.t.svc.cluster.local/v1/",
+                                },
+                            ],
+                        }
+                    ]
+                }
+            }
+        },
+    }
+
+
+def test_render_with_an_image_runs_the_service_as_written(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    compose = tmp_path / "compose.yaml"
+    compose.write_text("services:\n  agent:\n    build: .\n    environment: {A: '1'}\n")
+    code, out, err = run(
+        capsys, "render", "-f", str(compose), "--name", "a", "--image", "agent=r/agent:1"
+    )
+    assert code == 0, err
+    (deployment,) = yaml.safe_load_all(out)
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert (container["image"], container["env"]) == ("r/agent:1", [{"name": "A", "value": "1"}])
+    assert run(capsys, "render", "-f", str(compose), "--name", "a", "--image", "agent")[:2] == (
+        2,
+        "",
+    )
+    code, _, err = run(capsys, "render", "-f", str(compose), "--name", "a", "--image", "x=y")
+    assert (code, err) == (
+        2,
+        "--image: x: an image is given for it, but the project has no such service\n",
+    )
+
+
+def test_render_names_a_missing_project_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    compose = tmp_path / "compose.yaml"
+    compose.write_text("services:\n  a:\n    image: a\n    env_file: app.env\n")
+    code, _, err = run(capsys, "render", "-f", str(compose), "--name", "a")
+    assert (code, err) == (
+        2,
+        f"{compose}: services.a.env_file: app.env is not among the project files; carry it in "
+        "spec.files (`compose-operator convert` does) (line 4)\n",
+    )

@@ -49,6 +49,14 @@ ENV = {"SET": "value", "EMPTY": "", "B": "bee", "NESTED": "${SET}"}
         ("${NESTED}", "${SET}", ()),
         ("${_under_score9}", "", ("_under_score9",)),
         ("${UNSET:-$$}", "$", ()),
+        # A `$` that starts no variable stays as written (compose-go's pattern does not match).
+        ("$", "$", ()),
+        ("echo $1 $-", "echo $1 $-", ()),
+        ("after:exec:echo RESPONSE=$(cat) >&2", "after:exec:echo RESPONSE=$(cat) >&2", ()),
+        ("cost: 5$", "cost: 5$", ()),
+        ("$(echo $SET)", "$(echo value)", ()),
+        ("${UNSET:-$(date)}", "$(date)", ()),
+        ("$ {SET}", "$ {SET}", ()),
     ],
     ids=lambda value: value if isinstance(value, str) else None,
 )
@@ -60,15 +68,13 @@ def test_interpolate(template: str, expected: str, unset: tuple[str, ...]) -> No
 @pytest.mark.parametrize(
     ("template", "message"),
     [
-        ("$", "invalid interpolation format in '$'; write $$ for a literal $"),
-        ("echo $1", "invalid interpolation format in 'echo $1'; write $$ for a literal $"),
-        ("${}", "invalid interpolation format in '${}'; write $$ for a literal $"),
-        ("${SET", "invalid interpolation format in '${SET'; write $$ for a literal $"),
-        ("${SET!}", "invalid interpolation format in '${SET!}'; write $$ for a literal $"),
-        ("${1X}", "invalid interpolation format in '${1X}'; write $$ for a literal $"),
+        ("${}", "invalid interpolation format in '${}'; write $${ for a literal ${"),
+        ("${SET", "invalid interpolation format in '${SET'; write $${ for a literal ${"),
+        ("${SET!}", "invalid interpolation format in '${SET!}'; write $${ for a literal ${"),
+        ("${1X}", "invalid interpolation format in '${1X}'; write $${ for a literal ${"),
         (
             "${UNSET:-${}}",
-            "invalid interpolation format in '${UNSET:-${}}'; write $$ for a literal $",
+            "invalid interpolation format in '${UNSET:-${}}'; write $${ for a literal ${",
         ),
         ("${UNSET:?}", "required variable UNSET is missing a value"),
         ("${UNSET:?set it}", "required variable UNSET is missing a value: set it"),
@@ -134,11 +140,30 @@ def test_required_variable_is_a_problem_at_the_key_path() -> None:
 
 
 def test_all_interpolation_problems_are_collected() -> None:
-    text = "services:\n  app:\n    image: $1\n    user: ${U:?}\n"
+    text = "services:\n  app:\n    image: ${1}\n    user: ${U:?}\n"
     with pytest.raises(ComposeError) as caught:
         load_project(text)
     assert caught.value.messages == [
-        "compose.yaml: services.app.image: invalid interpolation format in '$1'; "
-        "write $$ for a literal $ (line 3)",
+        "compose.yaml: services.app.image: invalid interpolation format in '${1}'; "
+        "write $${ for a literal ${ (line 3)",
         "compose.yaml: services.app.user: required variable U is missing a value (line 4)",
     ]
+
+
+def test_a_dollar_that_starts_no_variable_reaches_the_container_as_written() -> None:
+    """Docker's agent examples pass `$(cat)` to a shell inside the container (an MCP
+    interceptor); Compose leaves it alone, so a refusal here broke a working file."""
+    project = load_project(
+        """
+services:
+  gateway:
+    image: gw
+    command: ["--interceptor", "after:exec:echo RESPONSE=$(cat) >&2", "price=$5"]
+"""
+    )
+    assert project.services["gateway"].command == (
+        "--interceptor",
+        "after:exec:echo RESPONSE=$(cat) >&2",
+        "price=$5",
+    )
+    assert project.warnings == ()

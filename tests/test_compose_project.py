@@ -247,8 +247,6 @@ def test_named_volumes(text: str, expected: dict[str, Volume]) -> None:
             (
                 Warning("version", "ignored on Kubernetes"),
                 Warning("networks", "ignored on Kubernetes"),
-                Warning("configs", "ignored on Kubernetes"),
-                Warning("secrets", "ignored on Kubernetes"),
             ),
         ),
         (
@@ -271,8 +269,8 @@ def test_top_level_warnings(text: str, expected: tuple[Warning, ...]) -> None:
         (
             "include: [other.yaml]\n",
             [
-                "compose.yaml: include: 'include' names another file; a ComposeApp carries one "
-                "Compose file: inline it (line 1)"
+                "compose.yaml: include[0]: other.yaml is not among the project files; carry it "
+                "in spec.files (`compose-operator convert` does) (line 1)"
             ],
         ),
         (
@@ -344,7 +342,8 @@ services:
         Problem("services.app.models[1]", 'service "app" refers to undefined model chat', 9),
         Problem(
             "services.app.env_file",
-            "'env_file' names another file; a ComposeApp carries one Compose file: inline it",
+            ".env is not among the project files; carry it in spec.files "
+            "(`compose-operator convert` does)",
             10,
         ),
         Problem(

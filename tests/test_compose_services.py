@@ -181,7 +181,7 @@ def warnings(body: str) -> tuple[Warning, ...]:
                 volumes=(
                     VolumeMount("data", "/var/data"),
                     VolumeMount("data", "/ro", read_only=True),
-                    VolumeMount("./src", "/src", bind=True),
+                    VolumeMount("src", "/src", bind=True),
                     VolumeMount("/etc/x", "/x", read_only=True, bind=True),
                     VolumeMount("~/.cache", "/c", bind=True),
                     VolumeMount("..", "/up", bind=True),
@@ -239,15 +239,15 @@ S = "compose.yaml: services.app"
         (
             "image: a\nextends: {file: base.yaml, service: app}",
             [
-                f"{S}.extends: 'extends' names another file; a ComposeApp carries one Compose "
-                f"file: inline it (line 6)"
+                f"{S}.extends.file: base.yaml is not among the project files; carry it in "
+                "spec.files (`compose-operator convert` does) (line 6)"
             ],
         ),
         (
             "image: a\nenv_file: .env",
             [
-                f"{S}.env_file: 'env_file' names another file; a ComposeApp carries one "
-                f"Compose file: inline it (line 6)"
+                f"{S}.env_file: .env is not among the project files; carry it in spec.files "
+                "(`compose-operator convert` does) (line 6)"
             ],
         ),
         (

@@ -30,7 +30,8 @@ def problems(text: str) -> tuple[Problem, ...]:
         ("a: yes\nb: on\nc: No", {"a": "yes", "b": "on", "c": "No"}),
         ("a: true\nb: False\nc: TRUE", {"a": True, "b": False, "c": True}),
         ("a: ~\nb: null\nc:\nd: Null", {"a": None, "b": None, "c": None, "d": None}),
-        ("a: 42\nb: -7\nc: 0x1F\nd: 0o17\ne: 012", {"a": 42, "b": -7, "c": 31, "d": 15, "e": 12}),
+        # A leading zero is octal, as go-yaml reads it (file modes are written `0440`).
+        ("a: 42\nb: -7\nc: 0x1F\nd: 0o17\ne: 012", {"a": 42, "b": -7, "c": 31, "d": 15, "e": 10}),
         ("a: 1.5\nb: 1e3\nc: .5", {"a": 1.5, "b": 1000.0, "c": 0.5}),
         ("a: 2024-01-01\nb: 12:30:00", {"a": "2024-01-01", "b": "12:30:00"}),
         ("a: '42'\nb: \"true\"", {"a": "42", "b": "true"}),

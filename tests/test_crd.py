@@ -82,7 +82,14 @@ def test_status_says_where_each_model_comes_from_and_whom_an_offer_serves() -> N
 
 def test_spec_shape() -> None:
     spec = version()["schema"]["openAPIV3Schema"]["properties"]["spec"]
-    assert set(spec["properties"]) == {"compose", "composeFrom", "environment", "suspend"}
+    assert set(spec["properties"]) == {
+        "compose",
+        "composeFrom",
+        "environment",
+        "files",
+        "images",
+        "suspend",
+    }
     assert spec["properties"]["environment"]["additionalProperties"] == {
         "type": "string",
         "maxLength": 32 * 1024,
@@ -107,3 +114,22 @@ def test_status_fields_match_what_the_shell_writes() -> None:
     assert set(status["properties"]) == set(OWNED_KEYS)
     modes = status["properties"]["services"]["items"]["properties"]["mode"]["enum"]
     assert modes == ["created", "patched", "refused"]
+
+
+def test_files_are_a_list_keyed_by_path_with_bounded_sizes() -> None:
+    """A list keyed by path (not a map): server-side apply merges entries by path, CEL checks
+    each path, and kustomize can reach configMapKeyRef names inside it."""
+    files = version()["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["files"]
+    assert (files["x-kubernetes-list-type"], files["x-kubernetes-list-map-keys"]) == (
+        "map",
+        ["path"],
+    )
+    assert files["maxItems"] == 512
+    entry = files["items"]
+    assert entry["required"] == ["path"]
+    assert entry["properties"]["path"]["maxLength"] == 512
+    assert entry["properties"]["content"]["maxLength"] == 1 << 20
+    assert entry["properties"]["mode"]["maximum"] == 0o777
+    rules = [v["rule"] for v in entry["x-kubernetes-validations"]]
+    assert rules[0] == "has(self.content) != has(self.configMapKeyRef)"
+    assert "!self.path.contains('/../')" in rules[1]

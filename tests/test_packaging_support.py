@@ -42,6 +42,7 @@ CONTRACT_NAMESPACED: frozenset[Grant] = frozenset(
         ["list", "watch", "create", "patch", "delete"],
     )
     | _grants([""], ["configmaps"], ["get", "list", "watch", "create", "patch", "delete"])
+    | _grants([""], ["secrets"], ["get"])
     | _grants([""], ["pods"], ["list", "watch"])
     | _grants([""], ["events"], ["create"])
 )

@@ -221,7 +221,8 @@ def test_a_patched_service_gets_only_the_model_variables_and_an_image_less_one_n
         Warning(
             "services.agent.environment",
             "not applied: without an image the service runs as an existing Deployment, "
-            "which gets only the model variables",
+            "which gets only the model variables; give it an image (spec.images, or --image) "
+            "to run it as written",
         ),
         Warning(
             "services.builder",
@@ -349,7 +350,9 @@ def test_escalations_are_refused_by_default_each_at_its_key() -> None:
         "compose.yaml: services.tool.devices: host devices is not allowed by the operator's "
         "policy (allowDevices)",
         "compose.yaml: services.tool.volumes[0]: bind mount of host path '/var/run/docker.sock' "
-        "is not allowed by the operator's policy (allowBindMounts); use a named volume",
+        "is not allowed by the operator's policy (allowBindMounts); use a named volume, or a "
+        "path inside the project; the Docker socket would not help anyway: Kubernetes nodes "
+        "run containerd, with no Docker API",
     ]
 
 

@@ -53,6 +53,33 @@ def test_compose_from_is_left_to_the_reconciler() -> None:
     assert refusals({"composeFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}}) == []
 
 
+def test_project_files_and_images_are_checked_at_admission() -> None:
+    text = "services:\n  agent:\n    build: .\n    env_file: agent.env\n"
+    assert (
+        refusals(
+            {
+                "compose": text,
+                "files": [{"path": "agent.env", "content": "MODE=chat\n"}],
+                "images": {"agent": "registry.local/agent:1"},
+            }
+        )
+        == []
+    )
+    assert refusals({"compose": text, "images": {"ghost": "x"}}) == [
+        "spec.compose: services.agent.env_file: agent.env is not among the project files; carry "
+        "it in spec.files (`compose-operator convert` does) (line 4)",
+        "spec.images: ghost: an image is given for it, but the project has no such service",
+    ]
+
+
+def test_files_kept_in_configmaps_are_checked_for_shape_only() -> None:
+    ref = {"configMapKeyRef": {"name": "big", "key": "db"}}
+    assert refusals({"compose": GOOD, "files": [{"path": "db", **ref}]}) == []
+    assert refusals({"compose": GOOD, "files": [{"path": "/db", **ref}]}) == [
+        "spec.files: /db: a path is relative to the project folder; it must not start with /"
+    ]
+
+
 def test_certificate_names_the_host_and_loopback(tmp_path: Path) -> None:
     certfile, keyfile = webhook.write_certificate("compose-operator.system.svc", tmp_path)
     certificate = x509.load_pem_x509_certificate(certfile.read_bytes())

@@ -16,17 +16,16 @@ EXIT_INVALID = 2
 
 
 def _parse_env_pairs(pairs: Sequence[str], files: Sequence[Path]) -> dict[str, str]:
-    """Values for `${VAR}`: env files first, then `--env` pairs, later ones winning."""
+    """Values for `${VAR}`: env files first (the `.env` format docker compose reads), then
+    `--env` pairs, later ones winning."""
+    from compose_operator.compose.envfile import EnvFileError, parse
+
     environment: dict[str, str] = {}
     for file in files:
-        for number, line in enumerate(_read_text(file).splitlines(), start=1):
-            stripped = line.strip()
-            if not stripped or stripped.startswith("#"):
-                continue
-            key, sep, value = stripped.removeprefix("export ").partition("=")
-            if not sep:
-                raise argparse.ArgumentTypeError(f"{file}:{number}: expected KEY=VALUE")
-            environment[key.strip()] = _unquote(value.strip())
+        try:
+            environment.update(parse(_read_text(file), environment))
+        except EnvFileError as error:
+            raise argparse.ArgumentTypeError(f"{file}: {error}") from None
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
@@ -35,19 +34,24 @@ def _parse_env_pairs(pairs: Sequence[str], files: Sequence[Path]) -> dict[str, s
     return environment
 
 
-def _unquote(value: str) -> str:
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-        return value[1:-1]
-    return value
+def _parse_images(pairs: Sequence[str]) -> dict[str, str]:
+    images: dict[str, str] = {}
+    for pair in pairs:
+        service, sep, image = pair.partition("=")
+        if not sep or not service or not image:
+            raise argparse.ArgumentTypeError(f"--image {pair!r}: expected SERVICE=IMAGE")
+        images[service] = image
+    return images
 
 
-def _read_source(path: str) -> tuple[str, str]:
-    """The Compose text and the name errors should show for it (`-` is stdin)."""
+def _read_source(path: str) -> tuple[str, str, Path]:
+    """The Compose text, the name errors should show for it (`-` is stdin), and the project
+    folder its files are read from (the file's folder; the working directory for stdin)."""
     if path == "-":
         raw = getattr(sys.stdin, "buffer", None)  # absent when stdin is already text
         text = _decoded(raw.read(), "<stdin>") if raw is not None else sys.stdin.read()
-        return text, "<stdin>"
-    return _read_text(Path(path)), path
+        return text, "<stdin>", Path.cwd()
+    return _read_text(Path(path)), path, Path(path).parent
 
 
 def _read_text(path: Path) -> str:
@@ -62,6 +66,42 @@ def _decoded(data: bytes, name: str) -> str:
         raise argparse.ArgumentTypeError(
             f"{name}: not valid UTF-8 (byte {error.start}: {error.reason})"
         ) from None
+
+
+def _load_carried(
+    args: argparse.Namespace, environment: Mapping[str, str], images: Mapping[str, str]
+) -> tuple[str, str, Any, dict[str, Any]]:
+    """The project as the operator will see it once `convert` packed it: read once from
+    disk (recording every file the Compose file uses), the files placed inline or in
+    ConfigMaps of their own, then loaded again from those placed files.
+
+    Returns the Compose text, its display name, the project and the placed files.
+    """
+    from compose_operator import compose
+    from compose_operator.compose import projectfiles
+    from compose_operator.errors import ComposeError
+    from compose_operator.projectdir import ProjectDir
+
+    text, file, root = _read_source(args.file)
+    disk = ProjectDir(root)
+
+    def load(files: projectfiles.ProjectFiles) -> Any:
+        return compose.load_project(
+            text,
+            file=file,
+            environment=environment,
+            files=files,
+            images=images,
+            images_file="--image",
+        )
+
+    load(disk)
+    placed, problems = projectfiles.pack(
+        args.name, list(disk.read.values()), compose_bytes=len(text.encode())
+    )
+    if problems:
+        raise ComposeError(str(root), problems)
+    return text, file, load(projectfiles.CarriedFiles(placed)), placed
 
 
 def _dump_documents(documents: Sequence[Mapping[str, Any]]) -> str:
@@ -88,19 +128,19 @@ def _print_problems(error: Exception) -> int:
 
 
 def _command_render(args: argparse.Namespace) -> int:
-    from compose_operator import compose, render
+    from compose_operator import render
     from compose_operator.errors import ComposeError
     from compose_operator.settings import Settings, load_settings
 
     environment = _parse_env_pairs(args.env, args.env_file)
-    text, file = _read_source(args.file)
+    images = _parse_images(args.image)
     try:
         settings = (
             load_settings(_read_text(args.config), file=str(args.config))
             if args.config
             else Settings()
         )
-        project = compose.load_project(text, file=file, environment=environment)
+        _, file, project, _ = _load_carried(args, environment, images)
         plan = render.plan(
             project, app=args.name, namespace=args.namespace, settings=settings, file=file
         )
@@ -110,38 +150,96 @@ def _command_render(args: argparse.Namespace) -> int:
         print(f"{file}: warning: {warning}", file=sys.stderr)
     sys.stdout.write(_dump_documents(plan.objects))
     for binding in plan.bindings:
+        sys.stdout.write(_bound_patch(binding, args.name, args.namespace))
+    for secret in plan.secrets:
         print(
-            f"{file}: services.{binding.service}: binds to the existing Deployment "
-            f"{binding.deployment!r} (patched at reconcile time, env only)",
+            f"{file}: the pods of {', '.join(secret.services)} mount the Secret {secret.name} "
+            f"(key {secret.key}); make it with: {secret.create}",
             file=sys.stderr,
         )
     return 0
 
 
-def _command_convert(args: argparse.Namespace) -> int:
-    from compose_operator import compose
-    from compose_operator.errors import ComposeError
+def _bound_patch(binding: Any, app: str, namespace: str) -> str:
+    """The server-side-apply body the operator sends to a bound Deployment, with a header."""
+    from compose_operator import render
 
-    environment = _parse_env_pairs(args.env, [])
-    text, file = _read_source(args.file)
+    container = binding.deployment
+    body = render.build_env_patch(binding, namespace=namespace, containers=[container])
+    header = (
+        f"# services.{binding.service}: no image, so it binds to the existing Deployment "
+        f"{binding.deployment},\n"
+        f"# which must carry the annotation compose-operator.io/app: {app}. The operator "
+        "applies this body\n"
+        "# (server-side apply, field manager compose-operator) with the env in every "
+        f"container;\n# {container!r} stands for each container name, known only in the "
+        "cluster.\n"
+    )
+    return "---\n" + header + _dump_documents([body]).removeprefix("---\n")
+
+
+def _command_convert(args: argparse.Namespace) -> int:
+    from compose_operator import convert
+    from compose_operator.errors import ComposeError
+    from compose_operator.render.projectfiles import create_secret_command
+
+    environment = _parse_env_pairs(args.env, args.env_file)
+    images = _parse_images(args.image)
     try:
-        compose.load_project(text, file=file, environment=environment)
+        text, file, project, placed = _load_carried(args, environment, images)
     except ComposeError as error:
         return _print_problems(error)
-    metadata: dict[str, str] = {"name": args.name}
-    if args.namespace:
-        metadata["namespace"] = args.namespace
-    spec: dict[str, Any] = {"compose": text}
-    if environment:
-        spec["environment"] = environment
-    app = {
-        "apiVersion": "compose-operator.io/v1alpha1",
-        "kind": "ComposeApp",
-        "metadata": metadata,
-        "spec": spec,
-    }
-    sys.stdout.write(_dump_documents([app]))
+    app = convert.build_app(
+        name=args.name,
+        namespace=args.namespace,
+        compose=text,
+        environment=environment,
+        images=images,
+        placed=placed,
+    )
+    maps = convert.own_config_maps(placed, args.namespace)
+    sys.stdout.write(_dump_documents([app, *maps]))
+    for path, found in placed.items():
+        where = "inline" if found.config_map is None else f"ConfigMap {found.config_map[0]}"
+        print(
+            f"{file}: packed {path} ({convert.size_text(found.content)}, {where})", file=sys.stderr
+        )
+    used = sorted({m.source for s in project.services.values() for m in s.secrets})
+    for name in used:
+        secret = project.secrets[name]
+        print(
+            f"{file}: secrets.{name} is not packed (secrets never travel in a ComposeApp); "
+            f"make it with: {create_secret_command(secret, args.namespace)}",
+            file=sys.stderr,
+        )
+    if args.kustomize is not None:
+        _write_kustomization(args.kustomize, app, placed, args.namespace)
     return 0
+
+
+def _write_kustomization(
+    directory: Path, app: Mapping[str, Any], placed: Mapping[str, Any], namespace: str | None
+) -> None:
+    from compose_operator import convert
+
+    app_file = "composeapp.yaml"
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / app_file).write_text(_dump_documents([app]))
+    body = convert.kustomization(placed, namespace, app_file)
+    (directory / "kustomization.yaml").write_text(_dump_documents([body]))
+    for found in placed.values():
+        if found.config_map is None:
+            continue
+        target = directory / convert.KUSTOMIZE_FILES / found.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        content = found.content
+        if isinstance(content, bytes):
+            target.write_bytes(content)
+        else:
+            target.write_text(content)
+    print(
+        f"wrote {directory / 'kustomization.yaml'} (kubectl apply -k {directory})", file=sys.stderr
+    )
 
 
 def _command_crd(_: argparse.Namespace) -> int:
@@ -164,7 +262,14 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add_env_options(command: argparse.ArgumentParser) -> None:
+    def add_project_options(command: argparse.ArgumentParser) -> None:
+        command.add_argument(
+            "-f",
+            "--file",
+            required=True,
+            help="Compose file (- for stdin); its project files "
+            "are read from its folder, as docker compose reads them",
+        )
         command.add_argument(
             "--env",
             action="append",
@@ -172,23 +277,36 @@ def _build_parser() -> argparse.ArgumentParser:
             metavar="KEY=VALUE",
             help="a value for ${KEY} interpolation (repeatable)",
         )
+        command.add_argument(
+            "--env-file", action="append", default=[], type=Path, help="KEY=VALUE lines (.env)"
+        )
+        command.add_argument(
+            "--image",
+            action="append",
+            default=[],
+            metavar="SERVICE=IMAGE",
+            help="the image of a service, e.g. one with only build: (repeatable)",
+        )
 
     render_cmd = commands.add_parser("render", help="print every planned object as YAML")
-    render_cmd.add_argument("-f", "--file", required=True, help="Compose file (- for stdin)")
+    add_project_options(render_cmd)
     render_cmd.add_argument("--name", required=True, help="the ComposeApp name")
     render_cmd.add_argument("--namespace", default="default")
     render_cmd.add_argument("--config", type=Path, help="operator settings YAML")
-    add_env_options(render_cmd)
-    render_cmd.add_argument(
-        "--env-file", action="append", default=[], type=Path, help="KEY=VALUE lines"
-    )
     render_cmd.set_defaults(handler=_command_render)
 
-    convert_cmd = commands.add_parser("convert", help="print a ComposeApp carrying the file")
-    convert_cmd.add_argument("-f", "--file", required=True, help="Compose file (- for stdin)")
+    convert_cmd = commands.add_parser(
+        "convert", help="print a ComposeApp carrying the Compose file and its project files"
+    )
+    add_project_options(convert_cmd)
     convert_cmd.add_argument("--name", required=True)
     convert_cmd.add_argument("--namespace")
-    add_env_options(convert_cmd)
+    convert_cmd.add_argument(
+        "--kustomize",
+        type=Path,
+        metavar="DIR",
+        help="also write a kustomization of the app to DIR (large files by configMapGenerator)",
+    )
     convert_cmd.set_defaults(handler=_command_convert)
 
     crd_cmd = commands.add_parser("crd", help="print the ComposeApp CustomResourceDefinition")

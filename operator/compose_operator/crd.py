@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from compose_operator.compose import projectfiles
 from compose_operator.compose import yamlload
 
 GROUP = "compose-operator.io"
@@ -40,6 +41,91 @@ def _string_list(description: str) -> Schema:
     return {"type": "array", "description": description, "items": {"type": "string"}}
 
 
+MAX_IMAGES = 256
+MAX_IMAGE = 512
+"""Characters in an image reference (registry, path, tag and digest fit easily)."""
+
+_PATH_RULE = " && ".join(
+    [
+        "!self.path.startsWith('/')",
+        "!self.path.endsWith('/')",
+        "!self.path.contains('//')",
+        "self.path != '.'",
+        "self.path != '..'",
+        "!self.path.startsWith('./')",
+        "!self.path.startsWith('../')",
+        "!self.path.endsWith('/.')",
+        "!self.path.endsWith('/..')",
+        "!self.path.contains('/./')",
+        "!self.path.contains('/../')",
+    ]
+)
+
+
+def _files_schema() -> Schema:
+    return {
+        "type": "array",
+        "description": "The project files the Compose file names, as docker compose reads "
+        "them next to it: bind mounts of project files and folders, `configs.*.file`, "
+        "`env_file`, `include` and `extends.file`. `compose-operator convert` fills this in. "
+        "Never secrets: a Compose secret is the Kubernetes Secret of its name. spec.compose "
+        "plus every inline content holds at most 1 MiB; larger or binary files go in a "
+        "ConfigMap of their own (configMapKeyRef).",
+        "maxItems": projectfiles.MAX_FILES,
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["path"],
+        "items": {
+            "type": "object",
+            "description": "One project file: its path and its content or where it is.",
+            "required": ["path"],
+            "properties": {
+                "path": {
+                    "type": "string",
+                    "description": "Relative to the Compose file's folder, e.g. agents.yaml "
+                    "or wiremock/mappings/hello.json; no leading /, no . or .. segments.",
+                    "minLength": 1,
+                    "maxLength": projectfiles.MAX_PATH,
+                },
+                "content": {
+                    "type": "string",
+                    "description": "The file's text.",
+                    "maxLength": projectfiles.MAX_SPEC_BYTES,
+                },
+                "configMapKeyRef": {
+                    "type": "object",
+                    "description": "A key of a ConfigMap in the app's namespace holding the "
+                    "file (text in data or binary in binaryData), e.g. from a kustomize "
+                    "configMapGenerator; a change to it rolls the pods that mount the file.",
+                    "required": ["name", "key"],
+                    "properties": {
+                        "name": {**_string("The ConfigMap's name."), "maxLength": 253},
+                        "key": {**_string("The key holding the file."), "maxLength": 253},
+                    },
+                },
+                "mode": {
+                    "type": "integer",
+                    "format": "int32",
+                    "description": "The file's mode in the containers, e.g. 493 (0755) for a "
+                    "script; default: Kubernetes' 0644.",
+                    "minimum": 0,
+                    "maximum": projectfiles.MAX_MODE,
+                },
+            },
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.content) != has(self.configMapKeyRef)",
+                    "message": "give exactly one of content and configMapKeyRef",
+                },
+                {
+                    "rule": _PATH_RULE,
+                    "message": "path is relative to the project folder, with no empty, '.' "
+                    "or '..' segments",
+                },
+            ],
+        },
+    }
+
+
 def _spec_schema() -> Schema:
     return {
         "type": "object",
@@ -49,7 +135,8 @@ def _spec_schema() -> Schema:
             "compose": {
                 **_string(
                     "The Compose file text, verbatim (the top-level `models:` element "
-                    "included), at most 1 MiB. Exactly one of compose and composeFrom is set. A "
+                    "included), at most 1 MiB; the files it names travel in files. Exactly one of "
+                    "compose and composeFrom is set. A "
                     "model may carry `x-kubernetes.offer` ({namespaces: [..]} or "
                     "{namespaceSelector: {..}}) to offer it to apps in other namespaces, which "
                     "then bind to it instead of running their own; `x-kubernetes.shared: false` "
@@ -86,6 +173,17 @@ def _spec_schema() -> Schema:
                 f"{MAX_ENVIRONMENT} values of {MAX_ENVIRONMENT_VALUE} characters each).",
                 "maxProperties": MAX_ENVIRONMENT,
                 "additionalProperties": {"type": "string", "maxLength": MAX_ENVIRONMENT_VALUE},
+            },
+            "files": _files_schema(),
+            "images": {
+                "type": "object",
+                "description": "The image of a Compose service, by service name, e.g. for a "
+                "service that has only `build:` (a CI pipeline builds and pushes it, then sets "
+                "the result here). It replaces the service's `image:` when it has one. A "
+                "service with neither runs as an existing Deployment that gets only the model "
+                "variables.",
+                "maxProperties": MAX_IMAGES,
+                "additionalProperties": {"type": "string", "maxLength": MAX_IMAGE},
             },
             "suspend": {
                 "type": "boolean",

@@ -18,11 +18,14 @@ class Problem:
     path: str
     message: str
     line: int | None = None
+    file: str | None = None
+    """The file the problem is in when it is not the one the error names (an included file,
+    an extended service's file)."""
 
     def render(self, file: str) -> str:
         where = f" (line {self.line})" if self.line is not None else ""
         path = f" {self.path}:" if self.path else ""
-        return f"{file}:{path} {self.message}{where}"
+        return f"{self.file or file}:{path} {self.message}{where}"
 
 
 class ComposeError(Exception):

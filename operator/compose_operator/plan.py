@@ -41,6 +41,18 @@ class PlannedService:
 
 
 @dataclass(frozen=True)
+class PlannedSecret:
+    """A Kubernetes Secret some created service mounts (Compose `secrets:`); never made by the
+    operator: the shell checks it exists, and status says how to make it when it does not."""
+
+    name: str
+    key: str
+    create: str
+    """The command that makes it: `kubectl -n team create secret generic ...`."""
+    services: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class EnvBinding:
     """Env entries for a Deployment we do not own (a Compose service with no `image`).
 
@@ -71,6 +83,7 @@ class Plan:
     """Env for Deployments we only patch (only those that opted in are touched)."""
     models: tuple[PlannedModel, ...] = ()
     services: tuple[PlannedService, ...] = ()
+    secrets: tuple[PlannedSecret, ...] = ()
     warnings: tuple[Warning, ...] = field(default_factory=tuple)
     refusals: tuple[tuple[str, str], ...] = ()
     """(model key, why) for models the sharing policy `require` refuses: when there are any,

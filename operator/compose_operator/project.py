@@ -110,10 +110,82 @@ class Resources:
 @dataclass(frozen=True)
 class VolumeMount:
     source: str
-    """A named volume key, or a host path when `bind` is true."""
+    """A named volume key; for a bind mount, a project path (`agents.yaml`, `data/mongodb`,
+    relative to the project folder and normalised) or a host path (`/var/run/docker.sock`,
+    `~/x`, `../outside`)."""
     target: str
     read_only: bool = False
     bind: bool = False
+
+    @property
+    def project(self) -> bool:
+        """A bind mount of a path inside the project: its files travel in the ComposeApp."""
+        return self.bind and is_project_path(self.source)
+
+
+def is_project_path(path: str) -> bool:
+    """A normalised path that stays inside the project folder (`x`, `x/y`, not `/x`, `~`,
+    `..` or `../x`)."""
+    return bool(path) and not path.startswith(("/", "~")) and path.split("/", 1)[0] != ".."
+
+
+@dataclass(frozen=True)
+class ProjectFile:
+    """A file of the project (`spec.files`, or read from disk by the CLI)."""
+
+    path: str
+    """Relative to the project folder, normalised: `agents.yaml`, `wiremock/mappings/a.json`."""
+    content: str | bytes
+    """Text, or bytes for a binary file (only from a ConfigMap's binaryData or from disk)."""
+    digest: str
+    """sha256 of the content: what rolls the pods when the file changes."""
+    mode: int | None = None
+    """File mode in the container (e.g. 0o755 for a script); None: Kubernetes' default."""
+    config_map: tuple[str, str] | None = None
+    """(ConfigMap name, key) when the file lives in a ConfigMap of its own; None: inline."""
+
+
+@dataclass(frozen=True)
+class FileMount:
+    """A service's use of a top-level config or secret (`configs:` / `secrets:`)."""
+
+    source: str
+    """The key under the top-level `configs:` or `secrets:`."""
+    target: str
+    """Absolute path in the container, after Compose's defaults (`/<name>`,
+    `/run/secrets/<name>`)."""
+    mode: int | None = None
+    uid: str | None = None
+    gid: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    """A top-level config: its content travels in a ConfigMap."""
+
+    name: str
+    content: str | None = None
+    """`content:`, or `environment:`'s value: the operator's own ConfigMap holds it."""
+    file: str | None = None
+    """`file:`, a project path: mounted from where that project file lives."""
+    config_map: str | None = None
+    """`external: true` or `name:`: an existing ConfigMap of this name."""
+    key: str = ""
+    """The key in `config_map` holding the content (default: the config's name)."""
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A top-level secret: never carried; the Kubernetes Secret of `secret_name` holds it."""
+
+    name: str
+    secret_name: str
+    key: str
+    """The key in the Secret holding the content (default: the secret's name)."""
+    file: str | None = None
+    """`file:` (a project path): where the value is on the author's machine."""
+    environment: str | None = None
+    """`environment:`: the variable holding the value on the author's machine."""
 
 
 @dataclass(frozen=True)
@@ -130,7 +202,8 @@ class Escalations:
 
 @dataclass(frozen=True)
 class Service:
-    """One entry of `services:`. With no `image`, it binds to an existing Deployment."""
+    """One entry of `services:`. With no `image` (from the file or `spec.images`), it binds
+    to an existing Deployment."""
 
     name: str
     image: str | None = None
@@ -148,6 +221,8 @@ class Service:
     read_only: bool = False
     """`read_only: true`: the container's root filesystem is mounted read-only."""
     volumes: tuple[VolumeMount, ...] = ()
+    configs: tuple[FileMount, ...] = ()
+    secrets: tuple[FileMount, ...] = ()
     models: tuple[ModelBinding, ...] = ()
     escalations: Escalations = field(default_factory=Escalations)
     # `x-kubernetes` on the service: where its pods may run.
@@ -169,5 +244,9 @@ class ComposeProject:
     models: Mapping[str, Model] = field(default_factory=dict)
     services: Mapping[str, Service] = field(default_factory=dict)
     volumes: Mapping[str, Volume] = field(default_factory=dict)
+    configs: Mapping[str, Config] = field(default_factory=dict)
+    secrets: Mapping[str, Secret] = field(default_factory=dict)
+    files: Mapping[str, ProjectFile] = field(default_factory=dict)
+    """The project files the services mount (bind mounts and configs), by path."""
     warnings: tuple[Warning, ...] = ()
     name: str | None = None

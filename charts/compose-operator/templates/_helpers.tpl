@@ -84,11 +84,19 @@ manifests' ClusterRole (tests/test_packaging_rbac.py pins both to one list).
 - apiGroups: [""]
   resources: [services, persistentvolumeclaims]
   verbs: [list, watch, create, patch, delete]
-# Compose text from spec.composeFrom.configMapKeyRef (read); the model gateway's routing table
-# (a ConfigMap the app owns). Pods (watched) to say at once why a model is not ready.
+# ConfigMaps: read the Compose text (spec.composeFrom) and project files kept in ConfigMaps
+# (spec.files); write only the app's own: the model gateway's routing table, <app>-files and
+# <app>-configs (it deletes only ConfigMaps carrying its label and owner reference; RBAC
+# cannot scope create to names).
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [get, list, watch, create, patch, delete]
+# Secrets a Compose file mounts are only checked for existence (get: never listed or
+# watched, never written), so a missing one is named in the app's status.
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get]
+# Pods (watched) to say at once why a model is not ready.
 - apiGroups: [""]
   resources: [pods]
   verbs: [list, watch]

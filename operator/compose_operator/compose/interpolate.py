@@ -2,10 +2,12 @@
 
 Forms: `$VAR`, `${VAR}`, `${VAR:-default}` (unset or empty), `${VAR-default}` (unset),
 `${VAR:?message}` / `${VAR?message}` (an error), `${VAR:+replacement}` / `${VAR+replacement}`,
-and `$$` for a literal `$`. Names are `[_a-zA-Z][_a-zA-Z0-9]*`; a `$` followed by anything
-else is an error, as in Compose (write `$$1` for a shell's `$1`). Defaults, messages and
-replacements may nest (`${A:-${B}}`) and are expanded only when used. Values come only from
-the mapping given (the ComposeApp's `spec.environment`), never from the operator's process.
+and `$$` for a literal `$`. Names are `[_a-zA-Z][_a-zA-Z0-9]*`. A `$` that starts no variable
+(`$(cat)`, `$1`, a `$` at the end) is kept as written, because compose-go's pattern matches
+only `$$`, `$NAME` and `${...}`; a `${` that is not a valid `${...}` is an error, as in
+Compose. Defaults, messages and replacements may nest (`${A:-${B}}`) and are expanded only
+when used. Values come only from the mapping given (the ComposeApp's `spec.environment`),
+never from the operator's process.
 An unset variable without a default becomes an empty string; the caller warns, as Compose does.
 """
 
@@ -127,7 +129,7 @@ class _Expander:
 
     def invalid(self) -> InterpolationError:
         return InterpolationError(
-            f"invalid interpolation format in {self.template!r}; write $$ for a literal $"
+            f"invalid interpolation format in {self.template!r}; write $${{ for a literal ${{"
         )
 
     def expand(self, text: str, depth: int) -> str:
@@ -157,7 +159,9 @@ class _Expander:
                 continue
             name = _NAME.match(text, dollar + 1)
             if name is None:
-                raise self.invalid()
+                self.emit(out, "$")
+                position = dollar + 1
+                continue
             self.emit(out, self.lookup(name.group()))
             position = name.end()
         return "".join(out)

@@ -42,8 +42,12 @@ MAX_LISTED = 100
 
 
 class Report:
-    def __init__(self) -> None:
+    def __init__(self, file: str | None = None) -> None:
+        self.file = file
+        """The file this report reads, when it is not the main Compose file."""
         self.lines: dict[str, int] = {}
+        self.origins: dict[str, str] = {}
+        """Path → file, for lines adopted from another file (an include, an extends base)."""
         self.problems: list[Problem] = []
         self.found = 0
         """Problems found, listed or not: a step compares it before and after a read."""
@@ -65,8 +69,11 @@ class Report:
         return listed
 
     def sorted_problems(self) -> tuple[Problem, ...]:
-        """In file order; problems with the whole file first; the unlisted ones counted."""
-        listed = tuple(sorted(self.problems, key=lambda problem: problem.line or 0))
+        """In file order, the main file's first; problems with a whole file first; the unlisted
+        ones counted."""
+        listed = tuple(
+            sorted(self.problems, key=lambda p: (p.file is not None, p.file or "", p.line or 0))
+        )
         unlisted = self.found - len(self.problems)
         if unlisted:
             return (*listed, Problem("", f"and {unlisted} more problems"))
@@ -74,26 +81,58 @@ class Report:
 
     def problem(self, path: str, message: str, line: int | None = None) -> None:
         if not self.full:
-            self.problems.append(Problem(path, message, line or self.line(path)))
+            origin: str | None = None
+            if line is None:
+                line, origin = self.locate(path)
+            self.problems.append(Problem(path, message, line, origin or self.file))
         self.found += 1
 
     def warn(self, path: str, message: str) -> None:
-        if (path, message) in self._warned:
+        self.warn_at(self.line(path) or 0, Warning(path, message))
+
+    def line(self, path: str) -> int | None:
+        """The line of `path`, or of its nearest located ancestor (a value made by a default)."""
+        return self.locate(path)[0]
+
+    def locate(self, path: str) -> tuple[int | None, str | None]:
+        """The line of `path` (or its nearest located ancestor) and the file it is in, when
+        that is not this report's own."""
+        while path:
+            if path in self.lines:
+                return self.lines[path], self.origins.get(path)
+            cut = max(path.rfind("."), path.rfind("["))
+            path = path[:cut] if cut > 0 else ""
+        return None, None
+
+    def adopt(self, other: Report, *, rename: tuple[str, str] | None = None) -> None:
+        """Take another file's problems and warnings, and its lines for paths this report
+        has not located (renamed from `rename[0]` to `rename[1]` for an extends base)."""
+        room = max(0, MAX_LISTED - len(self.problems))
+        self.problems += other.problems[:room]
+        self.found += other.found
+        for line, warning in other._warnings:
+            self.warn_at(line, warning)
+        for path, line in other.lines.items():
+            target = path
+            if rename is not None:
+                old, new = rename
+                if path != old and not path.startswith((f"{old}.", f"{old}[")):
+                    continue
+                target = new + path[len(old) :]
+            if target not in self.lines:
+                self.lines[target] = line
+                origin = other.origins.get(path, other.file)
+                if origin is not None:
+                    self.origins[target] = origin
+
+    def warn_at(self, line: int, warning: Warning) -> None:
+        if (warning.path, warning.message) in self._warned:
             return
         if len(self._warnings) >= MAX_LISTED:
             self._unlisted_warnings += 1
             return
-        self._warned.add((path, message))
-        self._warnings.append((self.line(path) or 0, Warning(path, message)))
-
-    def line(self, path: str) -> int | None:
-        """The line of `path`, or of its nearest located ancestor (a value made by a default)."""
-        while path:
-            if path in self.lines:
-                return self.lines[path]
-            cut = max(path.rfind("."), path.rfind("["))
-            path = path[:cut] if cut > 0 else ""
-        return None
+        self._warned.add((warning.path, warning.message))
+        self._warnings.append((line, warning))
 
     def unknown_key(self, path: str, key: str, valid: Iterable[str]) -> None:
         if self.full:  # no suggestion to compute for a problem nobody will read

@@ -10,6 +10,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from compose_operator.compose import values
+from compose_operator.compose.projectfiles import normalize
 from compose_operator.compose.report import Report, child, item
 from compose_operator.project import HealthCheck, Port, Resources, VolumeMount
 
@@ -216,9 +217,9 @@ def _short_volume(text: str, path: str, report: Report) -> VolumeMount | None:
         )
         return None
     options = parts[2].split(",") if len(parts) == 3 else []
-    return VolumeMount(
-        source=parts[0], target=parts[1], read_only="ro" in options, bind=is_host_path(parts[0])
-    )
+    bind = is_host_path(parts[0])
+    source = normalize("", parts[0]) if bind else parts[0]
+    return VolumeMount(source=source, target=parts[1], read_only="ro" in options, bind=bind)
 
 
 def _long_volume(entry: dict[str, Any], path: str, report: Report) -> VolumeMount | None:
@@ -240,7 +241,13 @@ def _long_volume(entry: dict[str, Any], path: str, report: Report) -> VolumeMoun
     read_only = values.boolean(entry.get("read_only", False), child(path, "read_only"), report)
     if source is None or target is None or read_only is None:
         return None
-    return VolumeMount(source=source, target=target, read_only=read_only, bind=kind == "bind")
+    bind = kind == "bind"
+    return VolumeMount(
+        source=normalize("", source) if bind else source,
+        target=target,
+        read_only=read_only,
+        bind=bind,
+    )
 
 
 # --- healthcheck -------------------------------------------------------------------------

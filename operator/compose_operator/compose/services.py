@@ -10,13 +10,21 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from compose_operator.compose import bindings, servicefields, values
+from compose_operator.compose import bindings, envfile, filerefs, servicefields, values
 from compose_operator.compose.models import parse_tolerations
+from compose_operator.compose.projectfiles import NO_FILES, ProjectFiles, normalize, not_carried
 from compose_operator.compose.report import Report, child, item
-from compose_operator.project import Escalations, ModelBinding, Resources, Service, VolumeMount
+from compose_operator.project import (
+    Escalations,
+    FileMount,
+    ModelBinding,
+    Resources,
+    Service,
+    VolumeMount,
+)
 
 NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
 MAPPED_KEYS = frozenset(
@@ -38,6 +46,10 @@ MAPPED_KEYS = frozenset(
         "working_dir",
         "user",
         "volumes",
+        "configs",
+        "secrets",
+        "env_file",
+        "label_file",
         "models",
         "privileged",
         "network_mode",
@@ -49,7 +61,6 @@ MAPPED_KEYS = frozenset(
         "read_only",
     }
 )
-FILE_KEYS = frozenset({"extends", "env_file", "label_file"})
 IGNORED_KEYS = frozenset(
     {
         "annotations",
@@ -57,7 +68,6 @@ IGNORED_KEYS = frozenset(
         "blkio_config",
         "cgroup",
         "cgroup_parent",
-        "configs",
         "container_name",
         "cpu_count",
         "cpu_percent",
@@ -100,7 +110,6 @@ IGNORED_KEYS = frozenset(
         "pull_refresh_after",
         "restart",
         "runtime",
-        "secrets",
         "security_opt",
         "shm_size",
         "stdin_open",
@@ -117,7 +126,7 @@ IGNORED_KEYS = frozenset(
         "volumes_from",
     }
 )
-SERVICE_KEYS = MAPPED_KEYS | FILE_KEYS | IGNORED_KEYS | {"provider"}
+SERVICE_KEYS = MAPPED_KEYS | IGNORED_KEYS | {"provider"}
 DEPLOY_KEYS = (
     "replicas",
     "resources",
@@ -133,18 +142,19 @@ KUBERNETES_KEYS = ("nodeSelector", "tolerations")
 IGNORED = "no meaning on Kubernetes; ignored"
 
 
-def names_another_file(key: str) -> str:
-    return f"'{key}' names another file; a ComposeApp carries one Compose file: inline it"
-
-
 @dataclass(frozen=True)
 class Context:
-    """What services may refer to: the declared models and volumes, and the interpolation
-    environment, which also fills `environment: [NAME]` entries as Compose's shell would."""
+    """What services may refer to: the declared models, volumes, configs and secrets; the
+    interpolation environment, which also fills `environment: [NAME]` entries as Compose's
+    shell would; the project files (`env_file`, bind mounts); images from `spec.images`."""
 
     models: Collection[str]
     volumes: Collection[str]
     environment: Mapping[str, str]
+    files: ProjectFiles = NO_FILES
+    configs: Collection[str] = ()
+    secrets: Collection[str] = ()
+    images: Mapping[str, str] = field(default_factory=dict)
 
 
 def parse_services(value: Any, context: Context, report: Report) -> dict[str, Service]:
@@ -179,21 +189,18 @@ class _ServiceReader:
     def read(self, context: Context) -> Service:
         self._check_keys()
         image = self.get("image", values.nonempty_string)
-        if not {"image", "build", "provider"} & self.fields.keys():
+        given = context.images.get(self.name)
+        if given is None and not {"image", "build", "provider"} & self.fields.keys():
             self.report.problem(
                 self.path,
                 f'service "{self.name}" has neither an image nor a build context specified',
             )
-        if "image" in self.fields and "build" in self.fields:
+        if (image or given) and "build" in self.fields:
             self.report.warn(
                 self.at("build"), "the image is pulled on Kubernetes, not built; ignored"
             )
         deploy = self._deploy()
-        environment = {}
-        if self.fields.get("environment") is not None:
-            environment = _environment(
-                self.fields["environment"], self.at("environment"), context.environment, self.report
-            )
+        environment = self._environment(context)
         node_selector, tolerations = self._kubernetes()
         model_bindings = self._bindings(context.models)
         for binding in model_bindings:
@@ -205,7 +212,7 @@ class _ServiceReader:
                     )
         return Service(
             name=self.name,
-            image=image,
+            image=given or image,
             command=self.get("command", _command),
             entrypoint=self.get("entrypoint", _command),
             environment=environment,
@@ -214,11 +221,13 @@ class _ServiceReader:
             replicas=self._replicas(deploy),
             resources=self._resources(deploy),
             healthcheck=self.get("healthcheck", servicefields.healthcheck),
-            labels=self.get("labels", _labels) or {},
+            labels=self._labels(context),
             working_dir=self.get("working_dir", values.string),
             user=self.get("user", _user),
             read_only=bool(self.get("read_only", values.boolean)),
-            volumes=self._volumes(context.volumes),
+            volumes=self._volumes(context),
+            configs=self._mounts("configs", context.configs),
+            secrets=self._mounts("secrets", context.secrets),
             models=model_bindings,
             escalations=self._escalations(),
             node_selector=node_selector,
@@ -250,20 +259,107 @@ class _ServiceReader:
             self.fields["models"], self.name, self.at("models"), models, self.report
         )
 
-    def _volumes(self, volumes: Collection[str]) -> tuple[VolumeMount, ...]:
-        if "volumes" not in self.fields:
+    def _volumes(self, context: Context) -> tuple[VolumeMount, ...]:
+        if self.fields.get("volumes") is None:
             return ()
-        return servicefields.volumes(
-            self.fields["volumes"], self.at("volumes"), self.name, volumes, self.report
+        mounts = servicefields.volumes(
+            self.fields["volumes"], self.at("volumes"), self.name, context.volumes, self.report
         )
+        for index, mount in enumerate(mounts):
+            if not mount.project or context.files.get(mount.source) is not None:
+                continue
+            if not context.files.under(mount.source) and _looks_like_a_file(mount.source):
+                self.report.problem(
+                    item(self.at("volumes"), index),
+                    f"bind mount of {not_carried(mount.source)}; a missing folder would become "
+                    "an empty volume, a missing file cannot",
+                )
+        return mounts
+
+    def _mounts(self, kind: str, declared: Collection[str]) -> tuple[FileMount, ...]:
+        if self.fields.get(kind) is None:
+            return ()
+        return filerefs.parse_mounts(
+            self.fields[kind], self.at(kind), self.name, kind, declared, self.report
+        )
+
+    def _environment(self, context: Context) -> dict[str, str]:
+        """`env_file` values, overridden by `environment`, as compose-go resolves them: an env
+        file interpolates from the project's values first, then the service's environment."""
+        own: dict[str, str | None] = {}
+        if self.fields.get("environment") is not None:
+            own = _environment(
+                self.fields["environment"], self.at("environment"), context.environment, self.report
+            )
+        merged: dict[str, str | None] = {}
+        if self.fields.get("env_file") is not None:
+            lookup = {
+                **{k: v for k, v in own.items() if v is not None},
+                **context.environment,
+            }
+            merged = {**self._read_env_files("env_file", lookup, context)}
+        merged.update(own)
+        return {key: value for key, value in merged.items() if value is not None}
+
+    def _labels(self, context: Context) -> dict[str, str]:
+        labels = {}
+        if self.fields.get("label_file") is not None:
+            labels = self._read_env_files("label_file", {}, context)
+        labels.update(self.get("labels", _labels) or {})
+        return labels
+
+    def _read_env_files(
+        self, key: str, lookup: Mapping[str, str], context: Context
+    ) -> dict[str, str]:
+        """Every file of `env_file` (or `label_file`) in order, later values winning."""
+        entries = self.fields[key]
+        entries = entries if isinstance(entries, list) else [entries]
+        found: dict[str, str] = {}
+        for index, entry in enumerate(entries):
+            where = (
+                item(self.at(key), index) if isinstance(self.fields[key], list) else self.at(key)
+            )
+            spec = {"path": entry} if isinstance(entry, str) else entry
+            if not isinstance(spec, dict) or not isinstance(spec.get("path"), str):
+                values.expected(self.report, where, "a path or {path, required, format}", entry)
+                continue
+            if key == "env_file":
+                values.unknown_keys(spec, where, ("path", "required", "format"), self.report)
+            required = values.boolean(
+                spec.get("required", True), child(where, "required"), self.report
+            )
+            path = normalize("", spec["path"])
+            file = context.files.get(path)
+            if file is None:
+                if required is not False:
+                    self.report.problem(where, not_carried(path))
+                continue
+            if not isinstance(file.content, str):
+                self.report.problem(where, f"{path} is not a text file")
+                continue
+            form = spec.get("format", "")
+
+            def unset(name: str, where: str = where) -> None:
+                self.report.warn(where, f'the "{name}" variable is not set; using an empty string')
+
+            try:
+                found.update(
+                    envfile.parse(
+                        file.content,
+                        {**found, **lookup} if key == "env_file" else found,
+                        form=form if isinstance(form, str) else "?",
+                        unset=unset,
+                    )
+                )
+            except envfile.EnvFileError as error:
+                self.report.problem(where, f"{path}: {error}")
+        return found
 
     def _check_keys(self) -> None:
         for key in self.fields:
             if key.startswith("x-"):
                 continue
-            if key in FILE_KEYS:
-                self.report.problem(self.at(key), names_another_file(key))
-            elif key == "provider":
+            if key == "provider":
                 self.report.problem(
                     self.at(key),
                     "provider services are not supported; declare the model under the "
@@ -349,12 +445,19 @@ def _command(value: Any, path: str, report: Report) -> tuple[str, ...] | None:
     return values.string_list(value, path, report)
 
 
+def _looks_like_a_file(path: str) -> bool:
+    """`Chinook.db`, `agents.yaml`: a name with an extension. `data/mongodb` is a folder."""
+    name = path.rsplit("/", 1)[-1].lstrip(".")
+    return "." in name
+
+
 def _environment(
     value: Any, path: str, interpolation: Mapping[str, str], report: Report
-) -> dict[str, str]:
+) -> dict[str, str | None]:
     """Map or `K=V` list. `K` alone (or `K: null`) takes the value Compose would copy from its
-    shell: here the interpolation environment's; without one it is dropped with a warning."""
-    environment: dict[str, str] = {}
+    shell: here the interpolation environment's; without one it is None (dropped, with a
+    warning, after it has overridden any `env_file` value, as in Compose)."""
+    environment: dict[str, str | None] = {}
     if isinstance(value, list):
         entries: list[tuple[str, Any, str]] = []
         for index, entry in enumerate(value):
@@ -370,13 +473,13 @@ def _environment(
         mapping = values.mapping(value, path, report) or {}
         entries = [(key, element, child(path, key)) for key, element in mapping.items()]
     for key, element, entry_path in entries:
-        if element is None and key in interpolation:
-            environment[key] = interpolation[key]
-        elif element is None:
-            report.warn(
-                entry_path,
-                f"{key} has no value and is not in the interpolation environment; dropped",
-            )
+        if element is None:
+            environment[key] = interpolation.get(key)
+            if environment[key] is None:
+                report.warn(
+                    entry_path,
+                    f"{key} has no value and is not in the interpolation environment; dropped",
+                )
         elif (text := values.scalar_text(element)) is not None:
             environment[key] = text
         else:

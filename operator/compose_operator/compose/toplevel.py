@@ -6,10 +6,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from compose_operator.compose import interpolate, models, services, values, yamlload
+from compose_operator.compose import filerefs, merge, models, services, values
+from compose_operator.compose.assemble import Assembler
+from compose_operator.compose.projectfiles import NO_FILES, ProjectFiles
 from compose_operator.compose.report import Report, child
-from compose_operator.errors import ComposeError
-from compose_operator.project import ComposeProject, Volume
+from compose_operator.errors import ComposeError, Problem
+from compose_operator.project import ComposeProject, ProjectFile, Service, Volume
 
 TOP_LEVEL_KEYS = (
     "name",
@@ -22,7 +24,7 @@ TOP_LEVEL_KEYS = (
     "version",
     "include",
 )
-IGNORED_TOP_LEVEL = ("networks", "configs", "secrets", "version")
+IGNORED_TOP_LEVEL = ("networks", "version")
 VOLUME_KEYS = ("driver", "driver_opts", "external", "labels", "name", "x-kubernetes")
 VOLUME_KUBERNETES_KEYS = ("size", "storageClass")
 PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -32,31 +34,46 @@ reconcile, and a ComposeApp is one team's application, not a cluster's worth."""
 
 
 def load_project(
-    text: str, *, file: str = "compose.yaml", environment: Mapping[str, str] = {}
+    text: str,
+    *,
+    file: str = "compose.yaml",
+    environment: Mapping[str, str] = {},
+    files: ProjectFiles = NO_FILES,
+    images: Mapping[str, str] = {},
+    images_file: str = "spec.images",
 ) -> ComposeProject:
     """The typed project, with warnings for what Kubernetes ignores.
 
     Raises ComposeError listing every problem in file order; nothing else escapes.
-    `environment` alone feeds `${VAR}` interpolation (never the operator's own environment).
+    `environment` alone feeds `${VAR}` interpolation (never the operator's own environment);
+    `files` are the project's other files (`spec.files`, or the disk for the CLI); `images`
+    gives services their image (`spec.images`, or `--image` for the CLI: `images_file`).
     """
     report = Report()
-    document = yamlload.read(text, report)
-    if report.problems:
+    document = Assembler(files, environment, report).main(text)
+    if document is None or report.problems:
         raise ComposeError(file, report.sorted_problems())
-    if not isinstance(document, dict):
-        report.problem(
-            "", f"a Compose file is a mapping with `services:`, got {values.show(document)}"
+    project = _project(merge.unique(document), environment, files, images, report)
+    for service in sorted(set(images) - set(project.services)):
+        report.problems.append(
+            Problem(
+                service,
+                "an image is given for it, but the project has no such service",
+                None,
+                images_file,
+            )
         )
-        raise ComposeError(file, report.sorted_problems())
-    document = interpolate.interpolate_tree(document, "", environment, report)
-    project = _project(document, environment, report)
     if report.problems:
         raise ComposeError(file, report.sorted_problems())
     return project
 
 
 def _project(
-    document: dict[str, Any], environment: Mapping[str, str], report: Report
+    document: dict[str, Any],
+    environment: Mapping[str, str],
+    files: ProjectFiles,
+    images: Mapping[str, str],
+    report: Report,
 ) -> ComposeProject:
     _check_top_level_keys(document, report)
     for key, limit in MAX_ENTRIES.items():
@@ -69,30 +86,59 @@ def _project(
     if document.get("models") is not None:
         model_map = models.parse_models(document["models"], report)
     volume_map = _volumes(document.get("volumes"), report)
-    service_map = {}
+    configs = {}
+    if document.get("configs") is not None:
+        configs = filerefs.parse_configs(document["configs"], files, environment, report)
+    secrets = {}
+    if document.get("secrets") is not None:
+        secrets = filerefs.parse_secrets(document["secrets"], report)
+    service_map: dict[str, Service] = {}
     if document.get("services") is not None:
         context = services.Context(
             models=_declared(document, "models"),
             volumes=_declared(document, "volumes"),
             environment=environment,
+            files=files,
+            configs=_declared(document, "configs"),
+            secrets=_declared(document, "secrets"),
+            images=images,
         )
         service_map = services.parse_services(document["services"], context, report)
     return ComposeProject(
         models=model_map,
         services=service_map,
         volumes=volume_map,
+        configs=configs,
+        secrets=secrets,
+        files=_mounted_files(service_map, configs, files),
         warnings=report.warnings,
         name=name,
     )
+
+
+def _mounted_files(
+    service_map: Mapping[str, Service], configs: Mapping[str, Any], files: ProjectFiles
+) -> dict[str, ProjectFile]:
+    """The project files some service mounts: bind-mounted files and folders, config files."""
+    found: dict[str, ProjectFile] = {}
+    for service in service_map.values():
+        for mount in service.volumes:
+            if mount.project:
+                single = files.get(mount.source)
+                for each in (single,) if single is not None else files.under(mount.source):
+                    found[each.path] = each
+    for config in configs.values():
+        single = files.get(config.file) if config.file else None
+        if single is not None:
+            found[single.path] = single
+    return dict(sorted(found.items()))
 
 
 def _check_top_level_keys(document: dict[str, Any], report: Report) -> None:
     for key in document:
         if key.startswith("x-"):
             continue
-        if key == "include":
-            report.problem(key, services.names_another_file(key))
-        elif key in IGNORED_TOP_LEVEL:
+        if key in IGNORED_TOP_LEVEL:
             report.warn(key, "ignored on Kubernetes")
         elif key not in TOP_LEVEL_KEYS:
             report.unknown_key("", key, TOP_LEVEL_KEYS)

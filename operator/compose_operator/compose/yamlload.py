@@ -7,9 +7,12 @@ characters after alias expansion, counting every scalar, key and the path that n
 85 KB scalar aliased 12,000 times is 1 GB for whatever reads it next, in only 12,000 nodes);
 recursive aliases are refused. Scalars resolve as YAML 1.2 core, like compose-go's YAML library:
 `80:80` and `yes` stay strings (PyYAML's YAML 1.1 would read 4880 and True), and dates stay
-strings. Compose's own tags load: `!reset` drops the entry (a ComposeApp holds one file, so
-there is nothing to reset) and `!override` keeps its value. Merge keys (`<<: *base`) work as
-in Compose; a key written twice in one mapping is an error, as in compose-go.
+strings; like go-yaml, an integer with a leading zero is octal (`mode: 0440` is 288: go-yaml's
+resolver parses integers with Go's `strconv.ParseInt(text, 0, 64)`). Compose's own tags load:
+`!reset` drops the entry and `!override` keeps its value; `read_tagged` also returns the
+mapping paths that carried them, which reset the value a merge would otherwise extend (an
+`extends` base, an `include`d resource). Merge keys (`<<: *base`) work as in Compose; a key
+written twice in one mapping is an error, as in compose-go.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ _OVERRIDE = "!override"
 _NULL_RE = re.compile(r"^(?:~|null|Null|NULL|)$")
 _BOOL_RE = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
 _INT_RE = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
+_LEGACY_OCTAL = re.compile(r"^[-+]?0[0-7]+$")
 _FLOAT_RE = re.compile(
     r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
     r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
@@ -78,31 +82,36 @@ class _Refused(Exception):
 
 def read(text: str, report: Report) -> Any:
     """The document's value, or None after recording why it cannot be read."""
+    return read_tagged(text, report)[0]
+
+
+def read_tagged(text: str, report: Report) -> tuple[Any, tuple[tuple[str, ...], ...]]:
+    """The document's value and the mapping paths tagged `!reset` or `!override`."""
     try:
         size = len(text.encode("utf-8"))
     except UnicodeEncodeError:
         report.problem("", "the text is not valid UTF-8")
-        return None
+        return None, ()
     if size > MAX_BYTES:
         report.problem("", f"the file is {size} bytes; at most {MAX_BYTES} (1 MiB) is accepted")
-        return None
+        return None, ()
     try:
         if not _within_limits(text, report):
-            return None
+            return None, ()
         loader = _Loader(text)
         node = loader.get_single_node()
     except yaml.YAMLError as error:
         _yaml_problem(error, report)
-        return None
+        return None, ()
     if node is None:
         report.problem("", "the file is empty; a Compose file is a mapping with `services:`")
-        return None
+        return None, ()
     walker = _Walker(loader, report)
     try:
-        return walker.value(node, "", 0)
+        return walker.value(node, "", 0, ()), tuple(dict.fromkeys(walker.tagged))
     except _Refused as refused:
         report.problem(refused.path, str(refused))
-        return None
+        return None, ()
 
 
 def _within_limits(text: str, report: Report) -> bool:
@@ -142,6 +151,7 @@ class _Walker:
         self.nodes = 0
         self.size = 0
         self.open: set[int] = set()
+        self.tagged: list[tuple[str, ...]] = []
 
     def count(self, characters: int) -> None:
         self.size += characters
@@ -152,7 +162,8 @@ class _Walker:
                 "merge keys included); refusing it",
             )
 
-    def value(self, node: yaml.Node, path: str, depth: int) -> Any:
+    def value(self, node: yaml.Node, path: str, depth: int, keys: tuple[str, ...] | None) -> Any:
+        """`keys` is the mapping path (None inside a list, where Compose resets nothing)."""
         self.nodes += 1
         if self.nodes > MAX_NODES:
             raise _Refused(
@@ -172,7 +183,7 @@ class _Walker:
         self.open.add(id(node))
         try:
             if isinstance(node, yaml.MappingNode):
-                return self._mapping(node, path, depth)
+                return self._mapping(node, path, depth, keys)
             if isinstance(node, yaml.SequenceNode):
                 return self._sequence(node, path, depth)
             raise _Refused(path, f"unexpected YAML node {type(node).__name__}")
@@ -192,10 +203,12 @@ class _Walker:
         for index, element in enumerate(node.value):
             if element.tag == _RESET:
                 continue
-            values.append(self.value(element, item(path, index), depth + 1))
+            values.append(self.value(element, item(path, index), depth + 1, None))
         return values
 
-    def _mapping(self, node: yaml.MappingNode, path: str, depth: int) -> dict[str, Any] | None:
+    def _mapping(
+        self, node: yaml.MappingNode, path: str, depth: int, keys: tuple[str, ...] | None
+    ) -> dict[str, Any] | None:
         if self._tag_problem(node, path, _MAP):
             return None
         seen: dict[str, int] = {}
@@ -216,6 +229,8 @@ class _Walker:
                 )
                 continue
             seen[key] = line
+            if keys is not None and value_node.tag in (_RESET, _OVERRIDE):
+                self.tagged.append((*keys, key))
             if key_node.tag == _MERGE:
                 merged.append(value_node)
             elif value_node.tag != _RESET:
@@ -223,17 +238,20 @@ class _Walker:
                 self.report.lines[child(path, key)] = line
         result: dict[str, Any] = {}
         for source in reversed(merged):
-            result.update(self._merge_source(source, path, depth))
+            result.update(self._merge_source(source, path, depth, keys))
         for key, value_node in own:
-            result[key] = self.value(value_node, child(path, key), depth + 1)
+            inner = None if keys is None else (*keys, key)
+            result[key] = self.value(value_node, child(path, key), depth + 1, inner)
         return result
 
-    def _merge_source(self, node: yaml.Node, path: str, depth: int) -> dict[str, Any]:
+    def _merge_source(
+        self, node: yaml.Node, path: str, depth: int, keys: tuple[str, ...] | None
+    ) -> dict[str, Any]:
         """The mapping a `<<:` key brings in; with a list of mappings, the first wins."""
         sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
         result: dict[str, Any] = {}
         for source in reversed(sources):
-            value = self.value(source, path, depth + 1)
+            value = self.value(source, path, depth + 1, keys)
             if not isinstance(value, dict):
                 self.report.problem(path, "a merge key (<<) takes a mapping or a list of mappings")
                 continue
@@ -272,7 +290,11 @@ def _construct(tag: str, text: str) -> Any:
     if tag == _INT:
         if not _INT_RE.match(text):
             raise ValueError(text)
-        return int(text, 0) if text[:2] in ("0o", "0x") else int(text, 10)
+        if text[:2] in ("0o", "0x"):
+            return int(text, 0)
+        if _LEGACY_OCTAL.match(text):
+            return int(text, 8)
+        return int(text, 10)
     if tag == _FLOAT:
         if not _FLOAT_RE.match(text):
             raise ValueError(text)

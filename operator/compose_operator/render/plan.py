@@ -20,10 +20,11 @@ from compose_operator.plan import (
     Plan,
     PlannedGateway,
     PlannedModel,
+    PlannedSecret,
     PlannedService,
 )
-from compose_operator.project import ComposeProject, Volume
-from compose_operator.render import env, gateway, security, sharing
+from compose_operator.project import ComposeProject, ProjectFile, Secret, Volume
+from compose_operator.render import env, gateway, projectfiles, security, sharing
 from compose_operator.render.models import build_model_workload
 from compose_operator.render.services import build_service_workload
 from compose_operator.render.volumes import build_volume_claim
@@ -32,10 +33,11 @@ from compose_operator.settings import Settings
 NOTHING_TO_DO = "no image and no models: nothing to run or to patch on Kubernetes; ignored"
 NOT_PATCHED = (
     "not applied: without an image the service runs as an existing Deployment, "
-    "which gets only the model variables"
+    "which gets only the model variables; give it an image (spec.images, or --image) "
+    "to run it as written"
 )
 NOT_SHARED_IGNORED = "ignored: the sharing policy is require, so every model binds to an offer"
-APPLY_ORDER = {"ConfigMap": 0, "PersistentVolumeClaim": 0, "Service": 1, "Deployment": 2}
+APPLY_ORDER = {"ConfigMap": 0, "PersistentVolumeClaim": 1, "Service": 2, "Deployment": 3}
 """ConfigMaps, claims and Services first, so a Deployment's pods find them when they start."""
 GATEWAY_PATH = "the model gateway"
 
@@ -108,6 +110,10 @@ def plan(
     planned_services: list[PlannedService] = []
     bindings: list[EnvBinding] = []
     claimed: set[str] = set()
+    inline_files: dict[str, ProjectFile] = {}
+    config_contents: dict[str, str] = {}
+    folder_claims: dict[str, str] = {}
+    secret_users: dict[str, list[str]] = {}
     for name, service in sorted(project.services.items()):
         path = f"services.{name}"
         if service.image is None and not service.models:
@@ -128,8 +134,18 @@ def plan(
             )
         )
         if service.image is None:
-            if service.environment:
-                warnings.append(Warning(f"{path}.environment", NOT_PATCHED))
+            dropped = [
+                key
+                for key, given in (
+                    ("environment", service.environment),
+                    ("ports", service.ports),
+                    ("volumes", service.volumes),
+                    ("configs", service.configs),
+                    ("secrets", service.secrets),
+                )
+                if given
+            ]
+            warnings += [Warning(f"{path}.{key}", NOT_PATCHED) for key in dropped]
             bindings.append(
                 EnvBinding(deployment=deployment, service=name, env=tuple(sorted(injected.items())))
             )
@@ -140,8 +156,16 @@ def plan(
             continue
         service_env, env_warnings = env.service_env(service, injected, path)
         warnings += env_warnings
+        mounts = projectfiles.service_mounts(service, project, app)
+        problems += mounts.problems
+        warnings += mounts.warnings
+        inline_files.update(mounts.inline)
+        config_contents.update(mounts.configs)
+        folder_claims.update(mounts.claims)
+        for secret in mounts.secrets:
+            secret_users.setdefault(secret, []).append(name)
         created = build_service_workload(
-            service, app=app, namespace=namespace, env=service_env, settings=settings
+            service, app=app, namespace=namespace, env=service_env, settings=settings, mounts=mounts
         )
         warnings += created.warnings
         owned += [(path, manifest) for manifest in created.objects]
@@ -151,6 +175,19 @@ def plan(
         volume = project.volumes.get(volume_name) or Volume(name=volume_name)
         claim = build_volume_claim(volume, app=app, namespace=namespace)
         owned.append((f"volumes.{volume_name}", claim))
+    for folder in sorted(folder_claims):
+        claim = build_volume_claim(Volume(name=folder), app=app, namespace=namespace)
+        owned.append((f"./{folder}", claim))
+    if inline_files:
+        files = projectfiles.build_files_config_map(app, namespace, inline_files)
+        owned.append(("spec.files", files))
+    if config_contents:
+        configs = projectfiles.build_configs_config_map(app, namespace, config_contents)
+        owned.append(("configs", configs))
+    secrets = tuple(
+        _planned_secret(project.secrets[name], namespace, tuple(users))
+        for name, users in sorted(secret_users.items())
+    )
 
     planned_gateway = None
     if any(via_gateway[b.model] for service in project.services.values() for b in service.models):
@@ -183,6 +220,7 @@ def plan(
         bindings=tuple(bindings),
         models=tuple(planned_models),
         services=tuple(planned_services),
+        secrets=secrets,
         warnings=tuple(warnings),
         gateway=planned_gateway,
     )
@@ -210,6 +248,15 @@ def _routes(
             )
         )
     return routes
+
+
+def _planned_secret(secret: Secret, namespace: str, services: tuple[str, ...]) -> PlannedSecret:
+    return PlannedSecret(
+        name=secret.secret_name,
+        key=secret.key,
+        create=projectfiles.create_secret_command(secret, namespace),
+        services=services,
+    )
 
 
 def _not_own(key: str, reference: str, offer: sharing.Offer | None, endpoint: str) -> PlannedModel:

@@ -140,15 +140,29 @@ def refusals(service: Service, policy: Policy, path: str) -> list[Problem]:
     ]
     if not policy.allow_bind_mounts:
         problems += [
-            Problem(
-                f"{path}.volumes[{index}]",
-                f"bind mount of host path {mount.source!r} is not allowed by the operator's "
-                "policy (allowBindMounts); use a named volume",
-            )
+            Problem(f"{path}.volumes[{index}]", host_path_refusal(mount.source))
             for index, mount in enumerate(service.volumes)
-            if mount.bind
+            if mount.bind and not mount.project
         ]
     return problems
+
+
+DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
+
+
+def host_path_refusal(source: str) -> str:
+    """Why a bind mount of a host path is refused, and what to do instead."""
+    where = " (outside the project folder)" if source.startswith("..") else ""
+    message = (
+        f"bind mount of host path {source!r}{where} is not allowed by the operator's policy "
+        "(allowBindMounts); use a named volume, or a path inside the project"
+    )
+    if source in DOCKER_SOCKETS:
+        message += (
+            "; the Docker socket would not help anyway: Kubernetes nodes run containerd, with "
+            "no Docker API"
+        )
+    return message
 
 
 def what(key: str, capabilities: Sequence[str] = ()) -> str:

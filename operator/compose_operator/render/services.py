@@ -17,6 +17,7 @@ from compose_operator.plan import Manifest
 from compose_operator.project import HealthCheck, Resources, Service
 from compose_operator.render import labels, security
 from compose_operator.render.placement import gpu_resources, gpu_tolerations
+from compose_operator.render.projectfiles import DIGEST_ANNOTATION, ServiceMounts
 from compose_operator.settings import Settings
 
 
@@ -33,8 +34,11 @@ def build_service_workload(
     namespace: str,
     env: Mapping[str, str],
     settings: Settings,
+    mounts: ServiceMounts | None = None,
 ) -> ServiceWorkload:
-    """Build the objects; the caller has checked `service` against policy already."""
+    """Build the objects; the caller has checked `service` against policy already. `mounts`
+    are its project files, configs and secrets (render/projectfiles.py)."""
+    mounts = mounts or ServiceMounts()
     path = f"services.{service.name}"
     result = ServiceWorkload()
     name = names.service(service.name)
@@ -64,9 +68,11 @@ def build_service_workload(
     result.warnings += warning
     if security_context:
         container["securityContext"] = security_context
-    volumes, mounts = _volumes(service, app)
-    if mounts:
-        container["volumeMounts"] = mounts
+    volumes, volume_mounts = _volumes(service, app)
+    volumes += mounts.volumes
+    volume_mounts += mounts.mounts
+    if volume_mounts:
+        container["volumeMounts"] = volume_mounts
 
     pod: dict[str, Any] = {**security.pod_fields(service), "containers": [container]}
     if service.node_selector:
@@ -76,9 +82,13 @@ def build_service_workload(
         pod["tolerations"] = tolerations
     if volumes:
         pod["volumes"] = volumes
+    if mounts.fs_group is not None:
+        pod.setdefault("securityContext", {})["fsGroup"] = mounts.fs_group
     pod = security.harden(pod, _identity(security_context, volumes))
     template_metadata: dict[str, Any] = {"labels": labels.for_service(app, service.name)}
     annotations = _annotations(service.labels, path, result.warnings)
+    if mounts.digest is not None:
+        annotations[DIGEST_ANNOTATION] = mounts.digest
     if annotations:
         template_metadata["annotations"] = annotations
     spec: dict[str, Any] = {
@@ -190,6 +200,8 @@ def _volumes(service: Service, app: str) -> tuple[list[dict[str, Any]], list[dic
     volumes: dict[str, dict[str, Any]] = {}
     mounts = []
     for mount in service.volumes:
+        if mount.project:
+            continue
         if mount.bind:
             name = names.dns_label("host", mount.source)
             volumes[name] = {"name": name, "hostPath": {"path": mount.source}}

@@ -12,8 +12,9 @@ plain functions in worker threads).
 
 Triggers, all ending in a reconcile of one app (namespace, name):
 - a ComposeApp event (created, changed, listed at start, being deleted);
-- a ConfigMap event for a ConfigMap some app reads through `composeFrom` (an index), or
-  one labelled `compose-operator.io/app` (the model gateway's routing table);
+- a ConfigMap event for a ConfigMap some app reads through `composeFrom` or `spec.files`
+  (an index), or one labelled `compose-operator.io/app` (the app's own: the model gateway's
+  routing table, `<app>-files`, `<app>-configs`);
 - an event on a Deployment, Service or PVC labelled `compose-operator.io/app`, or on a
   Deployment that opted in (annotation) or that we patched (`bound-by` annotation);
 - the periodic resync, started at start-up;
@@ -30,6 +31,7 @@ from typing import Any
 
 import kopf
 
+from compose_operator.compose import projectfiles
 from compose_operator.settings import Settings
 from compose_operator.shell import webhook
 from compose_operator.shell.controller import Controller
@@ -82,8 +84,11 @@ def register(
     def compose_sources(
         namespace: str | None, name: str, spec: kopf.Spec, **_: Any
     ) -> dict[tuple[str, str], str] | None:
+        """Every ConfigMap the app reads: its Compose file's and its project files'."""
         ref = spec.get("composeFrom", {}).get("configMapKeyRef", {})
-        return {(namespace or "", ref["name"]): name} if ref.get("name") else None
+        names = [ref["name"]] if ref.get("name") else []
+        names += [config_map for config_map, _ in projectfiles.references(spec.get("files"))]
+        return {(namespace or "", config_map): name for config_map in names} or None
 
     @kopf.on.event("", "v1", "configmaps", id="config-map-event", registry=registry)
     async def config_map_event(

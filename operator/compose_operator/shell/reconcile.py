@@ -25,6 +25,7 @@ deletion never waits on it.
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import json
@@ -34,6 +35,7 @@ from typing import Any, Literal
 
 import kopf
 
+from compose_operator.compose import projectfiles
 from compose_operator.errors import ComposeError
 from compose_operator.plan import EnvBinding, Plan
 from compose_operator.project import ComposeProject
@@ -50,7 +52,8 @@ FINALIZER = "compose-operator.io/bindings"
 COMPONENT = "compose-operator"
 
 OWNED_KINDS: tuple[Resource, ...] = (kube.CONFIG_MAPS, kube.PVCS, kube.SERVICES, kube.DEPLOYMENTS)
-"""Kinds the plan may create and prune (ConfigMaps: the model gateway's routing table).
+"""Kinds the plan may create and prune (ConfigMaps: the model gateway's routing table,
+the app's project files and configs).
 NetworkPolicies join when the settings enable them."""
 
 Result = Literal["applied", "unchanged", "invalid", "suspended", "deleted", "gone"]
@@ -107,7 +110,7 @@ class Sharing:
 
 
 class ComposeSourceMissing(Exception):
-    """spec.composeFrom names a ConfigMap or key that does not exist (yet)."""
+    """spec.composeFrom or spec.files names a ConfigMap or key that does not exist (yet)."""
 
 
 class NameConflict(Exception):
@@ -212,6 +215,28 @@ def read_compose(api: Api, app: Manifest) -> tuple[str, str]:
     return text, f"configmap/{ref['name']}/{ref['key']}"
 
 
+def read_files(api: Api, app: Manifest, compose_bytes: int) -> projectfiles.CarriedFiles:
+    """spec.files, with the content of every ConfigMap key it refers to (binaryData decoded).
+
+    Raises ComposeSourceMissing for a ConfigMap or key that does not exist (yet), and
+    ComposeError for entries that are invalid whatever the cluster holds.
+    """
+    entries = app.get("spec", {}).get("files")
+    namespace = app["metadata"]["namespace"]
+    referenced: dict[tuple[str, str], str | bytes] = {}
+    for name, key in projectfiles.references(entries):
+        config_map = api.get(kube.CONFIG_MAPS, namespace, name)
+        if config_map is None:
+            raise ComposeSourceMissing(f"spec.files: ConfigMap {name} not found in {namespace}")
+        if key in config_map.get("data", {}):
+            referenced[name, key] = config_map["data"][key]
+        elif key in config_map.get("binaryData", {}):
+            referenced[name, key] = base64.b64decode(config_map["binaryData"][key])
+        else:
+            raise ComposeSourceMissing(f"spec.files: ConfigMap {name} has no key {key}")
+    return projectfiles.from_spec(entries, referenced, compose_bytes=compose_bytes)
+
+
 class Reconciler:
     """Reconciles ComposeApps through an `Api`; one instance serves every app."""
 
@@ -278,21 +303,48 @@ class Reconciler:
             )
             self._report(app, plan, outcome, {}, report)
             raise kopf.TemporaryError(str(error)) from error
+        missing = self._missing_secrets(namespace, plan)
         if plan.refusals:
             messages = tuple(why for _, why in plan.refusals)
             outcome = status.Outcome("SharingRefused", messages, served=served)
         else:
-            outcome = status.Outcome(refused=refused, served=served, unready_offers=unready)
+            outcome = status.Outcome(
+                refused=refused, served=served, unready_offers=unready, missing_secrets=missing
+            )
         self._report(app, plan, outcome, deployments, report)
+        if missing:
+            # Secrets are only read (no watch, least privilege): look again, with backoff.
+            raise kopf.TemporaryError("; ".join(missing.values()))
         return report
+
+    def _missing_secrets(self, namespace: str, plan: Plan) -> dict[str, str]:
+        """Secret name → what is missing, for the Secrets the app's pods mount."""
+        missing: dict[str, str] = {}
+        for secret in plan.secrets:
+            found = self.api.get(kube.SECRETS, namespace, secret.name)
+            keys = (found or {}).get("data") or {}
+            if found is None:
+                missing[secret.name] = f"Secret {secret.name} missing; {secret.create}"
+            elif secret.key not in keys:
+                missing[secret.name] = (
+                    f"Secret {secret.name} has no key {secret.key}; {secret.create}"
+                )
+        return missing
 
     def _plan(
         self, app: Manifest, text: str, file: str, shared: Sharing | None, report: Report
     ) -> Plan:
         metadata = app["metadata"]
         namespace, name = metadata["namespace"], metadata["name"]
-        environment = app.get("spec", {}).get("environment", {})
-        project = self.core.load_project(text, file=file, environment=environment)
+        spec = app.get("spec", {})
+        inline = len(text.encode("utf-8", "surrogatepass")) if "compose" in spec else 0
+        project = self.core.load_project(
+            text,
+            file=file,
+            environment=spec.get("environment", {}),
+            files=read_files(self.api, app, inline),
+            images=spec.get("images", {}),
+        )
         report.offers = sharing.offers_of(
             project, app=name, namespace=namespace, settings=self.settings
         )

@@ -99,6 +99,8 @@ class Outcome:
     """Model key of an offer of this app → (namespace, app) of every app bound to it."""
     unready_offers: Mapping[str, str] = field(default_factory=dict)
     """Offer name (`ns/app/model`) → why the offered model does not serve yet."""
+    missing_secrets: Mapping[str, str] = field(default_factory=dict)
+    """Secret name → what is missing and how to make it, for Secrets the pods mount."""
 
 
 @dataclass(frozen=True)
@@ -339,6 +341,7 @@ def build_status(
     old_conditions = {c.get("type", ""): c for c in previous.get("conditions", [])}
     status: Status = {"observedGeneration": generation}
     waiting: list[str] = []
+    secrets_missing: list[str] = []
     crash_loops: list[str] = []
     same_spec = previous.get("observedGeneration") == generation
 
@@ -402,6 +405,12 @@ def build_status(
             model_ready.append(ok)
         services: list[Manifest] = []
         service_ready: list[bool] = []
+        lacking = {
+            user: outcome.missing_secrets[secret.name]
+            for secret in reversed(plan.secrets)
+            if secret.name in outcome.missing_secrets
+            for user in secret.services
+        }
         for service in plan.services:
             entry = {"name": service.name, "mode": service.mode, "models": list(service.models)}
             refusal = outcome.refused.get(service.name)
@@ -410,6 +419,9 @@ def build_status(
             elif refusal is not None:
                 entry["mode"] = "refused"
                 ok, why = False, refusal
+            elif service.name in lacking:
+                ok, why = False, lacking[service.name]
+                secrets_missing.append(f"service {service.name}: {why}")
             else:
                 live = deployments.get(service.deployment)
                 ok, why = deployment_availability(service.deployment, live, pods)
@@ -485,6 +497,13 @@ def build_status(
             condition(RECONCILING, False, "", ""),
             condition(STALLED, True, CRASH_LOOP, message),
         ]
+    elif secrets_missing:
+        message = "\n".join(secrets_missing + waiting)
+        conditions = [
+            condition(READY, False, "SecretMissing", message),
+            condition(RECONCILING, True, "SecretMissing", message),
+            condition(STALLED, False, "", ""),
+        ]
     elif waiting:
         message = "\n".join(waiting)
         conditions = [
@@ -553,6 +572,7 @@ def transition_events(previous: Mapping[str, Any], new: Mapping[str, Any]) -> li
         "NameConflict",
         "ReconcileFailed",
         "SharingRefused",
+        "SecretMissing",
     }:
         events.append(EventSpec("Warning", reason, message))
     elif before.get("status") == "True" and after.get("status") == "False":

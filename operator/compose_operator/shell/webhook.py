@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from compose_operator.compose import projectfiles
 from compose_operator.errors import ComposeError
 from compose_operator.settings import Settings
 from compose_operator.shell.reconcile import Core
@@ -35,13 +36,25 @@ def refusals(
 ) -> list[str]:
     """Every problem that would stop this spec from planning; empty when it plans.
 
-    A `composeFrom` spec is checked by the reconciler: its ConfigMap may not exist yet.
+    A `composeFrom` spec, or `spec.files` entries kept in ConfigMaps, are checked by the
+    reconciler (their ConfigMaps may not exist yet); here only their shape is.
     """
-    if "compose" not in spec:
-        return []
+    entries = spec.get("files")
+    references = projectfiles.references(entries)
     try:
+        if references or "compose" not in spec:
+            projectfiles.from_spec(entries, dict.fromkeys(references, b""))
+            return []
+        text = spec["compose"]
+        files = projectfiles.from_spec(
+            entries, compose_bytes=len(text.encode("utf-8", "surrogatepass"))
+        )
         project = core.load_project(
-            spec["compose"], file="spec.compose", environment=spec.get("environment", {})
+            text,
+            file="spec.compose",
+            environment=spec.get("environment", {}),
+            files=files,
+            images=spec.get("images", {}),
         )
         core.plan(project, app=name, namespace=namespace, settings=settings, file="spec.compose")
     except ComposeError as error:
