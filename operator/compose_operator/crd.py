@@ -11,8 +11,7 @@ from typing import Any
 
 import yaml
 
-from compose_operator.compose import projectfiles
-from compose_operator.compose import yamlload
+from compose_operator.compose import projectfiles, yamlload
 
 GROUP = "compose-operator.io"
 VERSION = "v1alpha1"

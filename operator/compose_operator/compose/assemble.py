@@ -317,8 +317,9 @@ class Assembler:
         document = _rebased(document, base)
         rebased = document.get("services")
         assert isinstance(rebased, dict)
-        report.problems += sub_report.problems
-        sub_report.problems = []
+        for problem in sub_report.problems:
+            report.add(problem)
+        sub_report.problems, sub_report.found = [], 0
         return rebased, tagged, sub_report
 
 

@@ -80,11 +80,15 @@ class Report:
         return listed
 
     def problem(self, path: str, message: str, line: int | None = None) -> None:
+        origin: str | None = None
+        if line is None and not self.full:
+            line, origin = self.locate(path)
+        self.add(Problem(path, message, line, origin or self.file))
+
+    def add(self, problem: Problem) -> None:
+        """A problem made elsewhere (another file's name on it), counted like any other."""
         if not self.full:
-            origin: str | None = None
-            if line is None:
-                line, origin = self.locate(path)
-            self.problems.append(Problem(path, message, line, origin or self.file))
+            self.problems.append(problem)
         self.found += 1
 
     def warn(self, path: str, message: str) -> None:

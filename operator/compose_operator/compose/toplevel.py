@@ -55,7 +55,7 @@ def load_project(
         raise ComposeError(file, report.sorted_problems())
     project = _project(merge.unique(document), environment, files, images, report)
     for service in sorted(set(images) - set(project.services)):
-        report.problems.append(
+        report.add(
             Problem(
                 service,
                 "an image is given for it, but the project has no such service",
