@@ -242,7 +242,7 @@ def test_render_prints_the_env_patch_a_bound_service_gets(
                                 {"name": "LLM_MODEL", "value": "ai/x"},
                                 {
                                     "name": "LLM_URL",
-                                    "value": "http://a-llm.t.svc.cluster.local/v1/",
+                                    "value": "http://a-models.t.svc.cluster.local/v1/",
                                 },
                             ],
                         }

@@ -55,7 +55,7 @@ def mounts(documents: Documents, name: str) -> dict[str, str]:
 
 
 def check_interceptor(documents: Documents) -> None:
-    url = "http://ic-brain.default.svc.cluster.local/v1/"
+    url = "http://ic-models.default.svc.cluster.local/v1/"  # the app's model gateway
     for agent in ("planner", "reviewer"):
         assert env(documents, agent)["AGENT_LLM_URL"] == url
         assert env(documents, agent)["AGENT_LLM_NAME"] == "ai/qwen3:8B-Q4_K_M"
@@ -90,7 +90,7 @@ def check_crew(documents: Documents) -> None:
         "CREW_LOG": "json info",
         "CREW_MAX_ROUNDS": "4",
         "MODEL_RUNNER_MODEL": "ai/qwen3:8B-Q4_0",
-        "MODEL_RUNNER_URL": "http://crew-small.default.svc.cluster.local/v1/",
+        "MODEL_RUNNER_URL": "http://crew-models.default.svc.cluster.local/v1/",
     }
     assert env(documents, "crew-ui") == {"CREW_URL": "http://crew:7777", "NODE_ENV": "production"}
     assert documents["ConfigMap", "crew-files"]["data"]["crew.yaml"].startswith("crew:")
@@ -120,7 +120,8 @@ CASES = [
         "interceptor",
         images=("planner=registry.local/planner:1", "reviewer=registry.local/reviewer:1"),
         objects=(
-            "Service/ic-brain", "Service/planner", "Service/reviewer", "Deployment/ic-brain",
+            "ConfigMap/ic-models", "Service/ic-brain", "Service/ic-models", "Service/planner",
+            "Service/reviewer", "Deployment/ic-brain", "Deployment/ic-models",
             "Deployment/planner", "Deployment/reviewer", "Deployment/tools",
         ),
         check=check_interceptor,
@@ -129,19 +130,21 @@ CASES = [
         "shop",
         images=("assistant=registry.local/assistant:1",),
         objects=(
-            "ConfigMap/shop-configs", "ConfigMap/shop-files", "PersistentVolumeClaim/shop-cache",
-            "PersistentVolumeClaim/shop-data-catalog-d2404620", "Service/assistant",
-            "Service/shop-chat", "Deployment/assistant", "Deployment/catalog-db",
-            "Deployment/shop-chat",
+            "ConfigMap/shop-configs", "ConfigMap/shop-files", "ConfigMap/shop-models",
+            "PersistentVolumeClaim/shop-cache", "PersistentVolumeClaim/shop-data-catalog-d2404620",
+            "Service/assistant", "Service/shop-chat", "Service/shop-models",
+            "Deployment/assistant", "Deployment/catalog-db", "Deployment/shop-chat",
+            "Deployment/shop-models",
         ),
         check=check_shop,
     ),
     Case(
         "crew",
         objects=(
-            "ConfigMap/crew-files", "Service/crew-medium", "Service/crew-small",
-            "Service/crew-ui", "Deployment/crew", "Deployment/crew-medium",
-            "Deployment/crew-small", "Deployment/crew-ui",
+            "ConfigMap/crew-files", "ConfigMap/crew-models", "Service/crew-medium",
+            "Service/crew-models", "Service/crew-small", "Service/crew-ui", "Deployment/crew",
+            "Deployment/crew-medium", "Deployment/crew-models", "Deployment/crew-small",
+            "Deployment/crew-ui",
         ),
         check=check_crew,
     ),
@@ -149,14 +152,18 @@ CASES = [
         "crew",
         file="compose.offload.yaml",
         images=("crew=demo/crew",),
-        objects=("Service/crew-large", "Deployment/crew", "Deployment/crew-large"),
+        objects=(
+            "ConfigMap/crew-models", "Service/crew-large", "Service/crew-models",
+            "Deployment/crew", "Deployment/crew-large", "Deployment/crew-models",
+        ),
         check=check_offload,
     ),
     Case(
         "importer",
         images=("loader=registry.local/loader:1", "agent=registry.local/agent:1"),
         objects=(
-            "Service/imp-sql-llm", "Deployment/agent", "Deployment/database",
+            "ConfigMap/imp-models", "Service/imp-models", "Service/imp-sql-llm",
+            "Deployment/agent", "Deployment/database", "Deployment/imp-models",
             "Deployment/imp-sql-llm", "Deployment/loader", "Deployment/sql-tools",
         ),
         check=check_importer,

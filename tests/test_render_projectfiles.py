@@ -381,4 +381,4 @@ secrets: {k: {file: k.txt}}
         "services.agent.secrets",
     ]
     assert result.secrets == ()
-    assert [o["kind"] for o in result.objects] == ["Service", "Deployment"]
+    assert {o["metadata"]["name"] for o in result.objects} == {"chat-llm", "chat-models"}
