@@ -14,7 +14,7 @@ help:
 	@echo "make unit       unit tests only (no cluster)"
 	@echo "make e2e        the end-to-end suite against a real control plane (kwok nodes)"
 	@echo "make realnode-test  the real-node suite alone (root; builds images, runs real engines)"
-	@echo "make bench      render benchmarks (throughput; hostile inputs at the limits)"
+	@echo "make bench      benchmarks: render throughput, the model gateway's cost, hostile inputs"
 
 $(VENV)/.synced: pyproject.toml uv.lock
 	"$$(tools/ensure-uv.sh)" sync --frozen
@@ -40,6 +40,7 @@ test: deps cluster-build lint unit e2e realnode-test
 
 bench: deps
 	$(PY)/python benchmarks/render_bench.py
+	$(PY)/python benchmarks/gateway_bench.py
 	$(PY)/python benchmarks/input_bench.py
 
 demo: deps cluster-build realnode-build images-deps
