@@ -6,6 +6,7 @@ chart's RBAC, so every test also proves the RBAC is enough.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -157,6 +158,7 @@ def test_seed_example_runs_models_on_gpu_nodes_and_wires_services(
         node = cluster.get_json("node", pod["spec"]["nodeName"])
         assert node["status"]["capacity"].get("nvidia.com/gpu") == "8"
 
+    gateway_url = f"http://{APP}-models.{namespace}.svc.cluster.local/v1/"
     for service_name, variables in expected["services"].items():
         pods = eventually(
             lambda service_name=service_name: pods_of(
@@ -167,8 +169,14 @@ def test_seed_example_runs_models_on_gpu_nodes_and_wires_services(
         env = env_of(pods[0])
         for variable, value in variables.items():
             if variable.endswith(("_URL",)) and "/" not in value:
-                value = f"http://{APP}-{value}.{namespace}.svc.cluster.local/v1/"
+                value = gateway_url  # every *_URL: the app's model gateway, as Compose gives
             assert env[variable] == value, dumps(env)
+    assert app["status"]["gateway"]["url"] == gateway_url
+    assert app["status"]["gateway"]["ready"] is True
+    routes = json.loads(
+        get(cluster, namespace, "configmap", f"{APP}-models")["data"]["routes.json"]
+    )
+    assert sorted(m["key"] for m in routes["models"]) == sorted(expected["models"])
 
     models = {m["name"]: m for m in app["status"]["models"]}
     assert set(models) == set(expected["models"])
@@ -352,7 +360,7 @@ def test_bind_mode_patches_only_env_and_restores_the_deployment_exactly(
     env = env_of(bound)
     assert env == {
         "LOG_LEVEL": "debug",
-        "LLM_URL": f"http://{APP}-llm.{namespace}.svc.cluster.local/v1/",
+        "LLM_URL": f"http://{APP}-models.{namespace}.svc.cluster.local/v1/",
         "LLM_MODEL": "ai/smollm2",
     }
     container = bound["spec"]["template"]["spec"]["containers"][0]
@@ -386,8 +394,15 @@ def test_removing_a_binding_restores_the_deployment(
         lambda: get(cluster, namespace, "deployment", "web")["spec"]["template"] == original,
         what="the template as helm left it",
     )
-    app = get(cluster, namespace, "composeapp", APP)
-    assert "compose-operator.io/bindings" not in app["metadata"].get("finalizers", [])
+    # The same reconcile then prunes what is no longer planned (the gateway: no service binds a
+    # model now) and drops the finalizer: a moment after the template.
+    eventually(
+        lambda: (
+            "compose-operator.io/bindings"
+            not in get(cluster, namespace, "composeapp", APP)["metadata"].get("finalizers", [])
+        ),
+        what="the bindings finalizer removed",
+    )
 
 
 def test_deployment_that_did_not_opt_in_is_untouched_and_status_says_so(
@@ -493,12 +508,9 @@ def test_deleting_the_app_removes_everything_it_created(
     selector = f"compose-operator.io/app={APP}"
     assert cluster.get_json("-n", namespace, "deployments,services", "-l", selector)["items"]
     cluster.kubectl("-n", namespace, "delete", "composeapp", APP, "--timeout=60s")
+    kinds = "deployments,services,pvc,configmaps"
     eventually(
-        lambda: (
-            not cluster.get_json("-n", namespace, "deployments,services,pvc", "-l", selector)[
-                "items"
-            ]
-        ),
+        lambda: not cluster.get_json("-n", namespace, kinds, "-l", selector)["items"],
         what="the garbage collector to remove the owned objects",
     )
 
@@ -550,3 +562,103 @@ def test_kubectl_get_capp_shows_the_printer_columns(
 def test_operator_metrics_count_reconciles(operator: OperatorProcess) -> None:
     metrics = operator.metrics()
     assert "compose_operator_reconciles_total" in metrics
+
+
+FOUR_ON_ONE_URL = """
+services:
+  agent:
+    image: my-agent
+    models:
+      chat: {endpoint_var: ENGINE_URL, model_var: CHAT_MODEL}
+      coder: {endpoint_var: ENGINE_URL, model_var: CODER_MODEL}
+      embed: {endpoint_var: ENGINE_URL, model_var: EMBED_MODEL}
+      small: {endpoint_var: ENGINE_URL, model_var: SMALL_MODEL}
+  web:
+    image: my-web
+    models: [chat, embed]
+models:
+  chat: {model: ai/gemma3}
+  coder: {model: ai/qwen2.5}
+  embed: {model: ai/all-minilm, x-kubernetes: {engine: vllm}}
+  small: {model: ai/smollm2}
+"""
+
+
+def test_four_models_behind_one_engine_url_reach_the_gateway(
+    cluster: Any, operator: OperatorProcess, namespace: str
+) -> None:
+    apply_app(cluster, namespace, FOUR_ON_ONE_URL)
+    app = wait_ready(cluster, namespace)
+    gateway_url = f"http://{APP}-models.{namespace}.svc.cluster.local/v1/"
+    agent = env_of(get(cluster, namespace, "deployment", "agent"))
+    web = env_of(get(cluster, namespace, "deployment", "web"))
+    urls = {
+        name: value for env in (agent, web) for name, value in env.items() if name.endswith("_URL")
+    }
+    assert urls == {"ENGINE_URL": gateway_url, "CHAT_URL": gateway_url, "EMBED_URL": gateway_url}
+    assert (agent["CHAT_MODEL"], agent["EMBED_MODEL"]) == ("ai/gemma3", "ai/all-minilm")
+    routes = json.loads(
+        get(cluster, namespace, "configmap", f"{APP}-models")["data"]["routes.json"]
+    )
+    assert {m["key"]: m["upstream"] for m in routes["models"]} == {
+        key: f"http://{APP}-{key}.{namespace}.svc.cluster.local"
+        for key in ("chat", "coder", "embed", "small")
+    }
+    assert app["status"]["gateway"] == {
+        "url": gateway_url,
+        "name": f"{APP}-models",
+        "ready": True,
+        "replicas": 1,
+        "readyReplicas": 1,
+    }
+    assert {m["name"]: m["endpoint"] for m in app["status"]["models"]}["embed"] == (
+        f"http://{APP}-embed.{namespace}.svc.cluster.local/v1/"
+    )
+    (pod,) = pods_of(cluster, namespace, "compose-operator.io/component=model-gateway")
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert pod["spec"]["containers"][0]["command"] == ["compose-operator", "gateway"]
+
+
+@pytest.mark.parametrize("kind", ["configmap", "service", "deployment"])
+def test_the_gateways_objects_are_restored_when_deleted(
+    cluster: Any, operator: OperatorProcess, namespace: str, kind: str
+) -> None:
+    apply_app(cluster, namespace, (EXAMPLES / "basic.yaml").read_text())
+    wait_ready(cluster, namespace)
+    name = f"{APP}-models"
+    before = get(cluster, namespace, kind, name)["metadata"]["uid"]
+    cluster.kubectl("-n", namespace, "delete", kind, name, "--wait=true")
+    restored = eventually(
+        lambda: (
+            exists(cluster, namespace, kind, name)
+            and get(cluster, namespace, kind, name)["metadata"]["uid"] != before
+        ),
+        what=f"{kind} {name} applied again",
+    )
+    assert restored
+    owners = get(cluster, namespace, kind, name)["metadata"]["ownerReferences"]
+    assert [(o["kind"], o["name"]) for o in owners] == [("ComposeApp", APP)]
+
+
+def test_switching_a_model_to_direct_and_unbinding_prunes_the_gateway(
+    cluster: Any, operator: OperatorProcess, namespace: str
+) -> None:
+    text = (EXAMPLES / "basic.yaml").read_text()
+    apply_app(cluster, namespace, text)
+    wait_ready(cluster, namespace)
+    direct = yaml.safe_load(text)
+    direct["models"]["llm"]["x-kubernetes"] = {"endpoint": "direct"}
+    apply_app(cluster, namespace, yaml.safe_dump(direct))
+    app = wait_ready(cluster, namespace)
+    eventually(
+        lambda: (
+            not any(
+                exists(cluster, namespace, kind, f"{APP}-models")
+                for kind in ("configmap", "service", "deployment")
+            )
+        ),
+        what="the gateway's ConfigMap, Service and Deployment pruned",
+    )
+    assert "gateway" not in app["status"]
+    env = env_of(get(cluster, namespace, "deployment", "chat-app"))
+    assert env["LLM_URL"] == f"http://{APP}-llm.{namespace}.svc.cluster.local/v1/"

@@ -69,8 +69,15 @@ def test_restart_mid_reconcile_converges(
         app = eventually(converged, timeout=120, what="Ready after the restart")
         state = owned_state(cluster, namespace)
 
-    assert len(partial) <= 2 * MODELS + 1
-    assert len(state) == 2 * MODELS + 1, sorted(state)
+    # Each model's Deployment and Service, the app's Deployment, the gateway's two.
+    assert len(partial) <= 2 * MODELS + 3
+    assert len(state) == 2 * MODELS + 3, sorted(state)
+    gateway = f"http://big-models.{namespace}.svc.cluster.local/v1/"
+    assert {e["name"]: e["value"] for e in state["Deployment/app"]} == {
+        name: value
+        for i in range(MODELS)
+        for name, value in ((f"M{i}_MODEL", "ai/smollm2"), (f"M{i}_URL", gateway))
+    }
     for i in range(MODELS):
         args = state[f"Deployment/big-m{i}"]
         assert args[args.index("--ctx-size") + 1] == str(1024 + i)

@@ -110,7 +110,9 @@ def operator_with(
         cluster, webhook=False, chart_values=("settings.networkPolicies=true",)
     )
     settings = yaml.safe_load(KWOK_SETTINGS.read_text()) or {}
-    settings.update({"sharing": policy, "networkPolicies": True})
+    # modelEndpoint: direct, so the invariants below read where each env points; this suite
+    # is also the kwok suite's proof of that setting (test_operator.py runs the gateway).
+    settings.update({"sharing": policy, "networkPolicies": True, "modelEndpoint": "direct"})
     return running_operator(
         cluster,
         scratch,
