@@ -31,6 +31,8 @@ CHART = REPO / "charts" / "compose-operator"
 EXAMPLE_DIR = REPO / "examples" / "chat-app"
 OPERATOR_NAMESPACE = "compose-system"
 RELEASE = "compose-operator"
+OFFER_NAMESPACE = "real-platform"
+"""The namespace the chart's settings let offer models (test_realnode_sharing.py)."""
 REGISTRY_SERVICE = "registry.kube-system.svc.cluster.local:5000"
 WEBHOOK_CONFIGURATION = "compose-operator.io"
 """The ValidatingWebhookConfiguration the operator registers itself (kopf's managed one)."""
@@ -144,6 +146,8 @@ def operator_values(images: Images) -> dict[str, Any]:
                 "vllm": {"gpu": images.vllm, "cpu": images.vllm, "command": ["vllm"]},
             },
             "pullerImage": images.operator,
+            # test_realnode_sharing.py's platform namespace may offer models.
+            "sharing": {"policy": "prefer", "offerNamespaces": [OFFER_NAMESPACE]},
             "registryMirrors": {"docker.io": REGISTRY_SERVICE},
             "insecureRegistries": [REGISTRY_SERVICE],
             # Per-model URLs until the suite asserts the model gateway (the default).

@@ -22,7 +22,7 @@ from test_realnode_chat import images, kube, operator, say
 pytestmark = pytest.mark.realnode
 __all__ = ["images", "kube", "operator", "say"]
 
-PLATFORM = "real-platform"
+PLATFORM = realchat.OFFER_NAMESPACE
 TEAM = "real-team"
 PLACEMENT = """
     x-cloud-options: [cloud.instance-type=gpu-small, cloud.region=us-west-2]"""

@@ -44,6 +44,7 @@ from operator_harness import (
 )
 
 MODEL = "ai/smollm2"
+OFFERS_LABEL = "e2e.compose-operator.io/offers"
 URL = re.compile(r"^http://([a-z0-9-]+)\.([a-z0-9-]+)\.svc\.cluster\.local/v1/$")
 
 
@@ -98,6 +99,8 @@ def spaces(cluster: Any) -> Iterator[Namespaces]:
     )
     for name in found.all:
         cluster.kubectl("create", "namespace", name)
+    # Only the platform namespace may offer models (the settings select it by this label).
+    cluster.kubectl("label", "namespace", found.platform, f"{OFFERS_LABEL}=true")
     yield found
     for name in found.all:
         cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
@@ -112,7 +115,8 @@ def operator_with(
     settings = yaml.safe_load(KWOK_SETTINGS.read_text()) or {}
     # modelEndpoint: direct, so the invariants below read where each env points; this suite
     # is also the kwok suite's proof of that setting (test_operator.py runs the gateway).
-    settings.update({"sharing": policy, "networkPolicies": True, "modelEndpoint": "direct"})
+    sharing = {"policy": policy, "offerNamespaceSelector": {"matchLabels": {OFFERS_LABEL: "true"}}}
+    settings.update({"sharing": sharing, "networkPolicies": True, "modelEndpoint": "direct"})
     return running_operator(
         cluster,
         scratch,

@@ -157,7 +157,7 @@ def test_settings_values_reach_the_settings_file() -> None:
             gpus=2,
         )
     }
-    assert settings.sharing == "require"
+    assert settings.sharing.policy == "require"
     assert settings.engines["vllm"].gpu == "registry.internal/vllm:0.11"
     assert settings.engines["vllm"].cpu == Settings().engines["vllm"].cpu
     assert settings.puller_image == "ghcr.io/compose-operator/compose-operator:1.2.3"

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from compose_operator.errors import ComposeError
-from compose_operator.settings import EngineImages, GpuProfile, Policy, Settings, load_settings
+from compose_operator.settings import (
+    EngineImages,
+    GpuProfile,
+    Policy,
+    Settings,
+    Sharing,
+    load_settings,
+)
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "settings.yaml"
 
@@ -48,7 +55,7 @@ def test_every_default_is_pinned() -> None:
             allow_root=False,
         ),
         templates={},
-        sharing="prefer",
+        sharing=Sharing(policy="prefer", offer_namespaces=(), offer_namespace_selector=None),
         network_policies=False,
         stall_after_crashes=5,
     )
@@ -92,7 +99,8 @@ modelVolumeSize: 50Gi
 policy: {allowPrivileged: true, allowHostNamespaces: true, allowBindMounts: true,
          allowDevices: true, allowCapabilities: true}
 templates: {model-service.yaml.j2: "{{ name | tojson }}"}
-sharing: require
+sharing: {policy: require, offerNamespaces: [platform],
+          offerNamespaceSelector: {matchLabels: {offers: "yes"}}}
 networkPolicies: true
 stallAfterCrashes: 0
 """
@@ -121,7 +129,11 @@ stallAfterCrashes: 0
         model_volume_size="50Gi",
         policy=Policy(True, True, True, True, True),
         templates={"model-service.yaml.j2": "{{ name | tojson }}"},
-        sharing="require",
+        sharing=Sharing(
+            policy="require",
+            offer_namespaces=("platform",),
+            offer_namespace_selector={"matchLabels": {"offers": "yes"}},
+        ),
         network_policies=True,
         stall_after_crashes=0,
     )
@@ -158,7 +170,10 @@ stallAfterCrashes: 0
         ),
         (
             "sharing: maybe",
-            ["settings.yaml: sharing: must be 'prefer' or 'require' or 'never', not 'maybe'"],
+            [
+                "settings.yaml: sharing.policy: must be 'prefer' or 'require' or 'never', "
+                "not 'maybe'"
+            ],
         ),
         (
             "insecureRegistries: registry.local",

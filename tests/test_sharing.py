@@ -9,10 +9,20 @@ from typing import Any
 import pytest
 
 from compose_operator.compose import load_project
+from compose_operator.errors import ComposeError
 from compose_operator.project import ComposeProject, KubernetesOptions, Model, OfferSpec
 from compose_operator.render import plan, sharing
 from compose_operator.render.sharing import Offer, SharingInput
-from compose_operator.settings import Settings
+from compose_operator.settings import Settings, Sharing
+
+OFFERERS = ("platform", "a-platform", "b-platform", "z-platform")
+"""Namespaces the platform lets offer models in these tests."""
+
+
+def settings(policy: str = "prefer", **extra: Any) -> Settings:
+    trust = Sharing(policy=policy, offer_namespaces=OFFERERS)  # type: ignore[arg-type]
+    return Settings(sharing=trust, **extra)
+
 
 PLATFORM = Offer(
     namespace="platform",
@@ -235,7 +245,7 @@ def test_policy_outcomes(
         project_of(text),
         app="chat",
         namespace="team-a",
-        settings=Settings(sharing=policy),  # type: ignore[arg-type]
+        settings=settings(policy),
         sharing=SharingInput(offers=offers),
     )
     assert {key: offer.name for key, offer in decision.bindings.items()} == bindings
@@ -248,7 +258,7 @@ def test_an_app_never_binds_to_its_own_offer() -> None:
         project_of(CONSUMER),
         app="chat",
         namespace="team-a",
-        settings=Settings(),
+        settings=settings(),
         sharing=SharingInput(offers=(own,)),
     )
     assert decision.bindings == {}
@@ -268,7 +278,7 @@ models:
 
 def test_offers_of_a_project() -> None:
     offers = sharing.offers_of(
-        project_of(OFFERING), app="models", namespace="platform", settings=Settings()
+        project_of(OFFERING), app="models", namespace="platform", settings=settings()
     )
     assert offers == (replace(PLATFORM, runtime_flags=(), gpus=2),)
     assert sharing.wanted_references(project_of(OFFERING)) == {"docker.io/ai/smollm2:latest"}
@@ -279,7 +289,7 @@ def test_a_bound_model_has_no_workload_and_services_point_across_namespaces() ->
         project_of(CONSUMER),
         app="chat",
         namespace="team-a",
-        settings=Settings(model_endpoint="direct"),
+        settings=settings(model_endpoint="direct"),
         offers=SharingInput(offers=(PLATFORM,)),
     )
     kinds = sorted(f"{o['kind']}/{o['metadata']['name']}" for o in result.objects)
@@ -301,7 +311,7 @@ def test_behind_the_gateway_a_bound_model_is_routed_to_the_offer_across_namespac
         project_of(CONSUMER),
         app="chat",
         namespace="team-a",
-        settings=Settings(),
+        settings=settings(),
         offers=SharingInput(offers=(PLATFORM,)),
     )
     kinds = sorted(f"{o['kind']}/{o['metadata']['name']}" for o in result.objects)
@@ -350,7 +360,7 @@ def test_require_without_match_applies_nothing() -> None:
         project_of(CONSUMER),
         app="chat",
         namespace="team-c",
-        settings=Settings(sharing="require"),
+        settings=settings("require"),
         offers=SharingInput(offers=(PLATFORM,)),
     )
     assert (result.objects, result.bindings) == ((), ())
@@ -361,7 +371,7 @@ def test_require_without_match_applies_nothing() -> None:
 
 def test_without_offers_render_plans_everything_as_own() -> None:
     result = plan(
-        project_of(CONSUMER), app="chat", namespace="team-a", settings=Settings(sharing="require")
+        project_of(CONSUMER), app="chat", namespace="team-a", settings=settings("require")
     )
     assert [m.source for m in result.models] == ["own", "own"]
     assert result.refusals == ()
@@ -369,11 +379,11 @@ def test_without_offers_render_plans_everything_as_own() -> None:
 
 def test_an_offered_model_gets_a_network_policy_when_enabled() -> None:
     project = project_of(OFFERING)
-    quiet = plan(project, app="models", namespace="platform", settings=Settings())
+    quiet = plan(project, app="models", namespace="platform", settings=settings())
     assert [o["kind"] for o in quiet.objects].count("NetworkPolicy") == 0
     assert [m.offered for m in quiet.models] == [True, False]
     result = plan(
-        project, app="models", namespace="platform", settings=Settings(network_policies=True)
+        project, app="models", namespace="platform", settings=settings(network_policies=True)
     )
     (policy,) = [o for o in result.objects if o["kind"] == "NetworkPolicy"]
     assert policy == {
@@ -433,7 +443,7 @@ def test_shared_false_under_require_is_ignored_with_a_warning() -> None:
         project_of(OPTED_OUT),
         app="chat",
         namespace="team-a",
-        settings=Settings(sharing="require"),
+        settings=settings("require"),
         offers=SharingInput(offers=(PLATFORM, replace(PLATFORM, key="e", model="ai/embeddinggemma",
                                                       reference="docker.io/ai/embeddinggemma:latest"))),
     )  # fmt: skip
@@ -470,7 +480,7 @@ def test_a_matching_offer_not_applied_yet_is_waited_for_under_any_policy() -> No
             project_of(CONSUMER),
             app="chat",
             namespace="team-a",
-            settings=Settings(sharing=policy),
+            settings=settings(policy),
             offers=SharingInput(offers=(pending,)),
         )
         assert result.waiting == (
@@ -506,7 +516,7 @@ def test_spellings_of_a_reference(written: str, spellings: tuple[str, ...]) -> N
 
 def test_an_offered_vllm_model_answers_to_every_spelling() -> None:
     offered = project_of(OFFERING.replace("gpus: 2", "engine: vllm"))
-    result = plan(offered, app="models", namespace="platform", settings=Settings())
+    result = plan(offered, app="models", namespace="platform", settings=settings())
     (deployment,) = [o for o in result.objects if o["metadata"]["name"] == "models-llm"
                      and o["kind"] == "Deployment"]  # fmt: skip
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
@@ -517,4 +527,156 @@ def test_an_offered_vllm_model_answers_to_every_spelling() -> None:
         "docker.io/ai/llama3.2",
         "docker.io/ai/llama3.2:latest",
         "--max-model-len",
+    ]
+
+
+# Trusted offers: who may offer is the platform's decision (issue 12).
+
+EVIL = replace(PLATFORM, namespace="aaa-evil", app="models", namespaces=(), namespace_selector={})
+"""An offer to every namespace from a namespace nobody trusted, first by name."""
+OTHER_TRUSTED = replace(PLATFORM, namespace="b-platform")
+FROM_PLATFORM = CONSUMER.replace(
+    "context_size: 4096}", "context_size: 4096, x-kubernetes: {shared: {from: [platform]}}}"
+)
+
+
+@pytest.mark.parametrize(
+    ("case", "trust", "text", "offers", "offerer_labels", "bound_to", "reasons"),
+    [
+        (
+            "an untrusted offer is never taken: the app's own model stays",
+            Sharing(policy="prefer"),
+            CONSUMER,
+            (EVIL,),
+            {},
+            None,
+            [],
+        ),
+        (
+            "the platform's explicit offer wins over an untrusted one first by name",
+            Sharing(policy="prefer", offer_namespaces=("platform",)),
+            CONSUMER,
+            (EVIL, PLATFORM),
+            {},
+            PLATFORM.name,
+            [],
+        ),
+        (
+            "an offerer selected by its Namespace's labels",
+            Sharing(policy="prefer", offer_namespace_selector={"matchLabels": {"offers": "yes"}}),
+            CONSUMER,
+            (EVIL, PLATFORM),
+            {"platform": {"offers": "yes"}, "aaa-evil": {"offers": "no"}},
+            PLATFORM.name,
+            [],
+        ),
+        (
+            "under require an untrusted offer does not exist",
+            Sharing(policy="require"),
+            CONSUMER,
+            (EVIL,),
+            {},
+            None,
+            ["no offer of this model exists"],
+        ),
+        (
+            "the consumer accepts offers only from the namespaces it names",
+            Sharing(policy="require", offer_namespaces=("platform", "b-platform")),
+            FROM_PLATFORM,
+            (OTHER_TRUSTED,),
+            {},
+            None,
+            ["b-platform/models/llm: its namespace is not in x-kubernetes.shared.from"],
+        ),
+        (
+            "and binds to the one it names",
+            Sharing(policy="require", offer_namespaces=("platform", "b-platform")),
+            FROM_PLATFORM,
+            (OTHER_TRUSTED, PLATFORM),
+            {},
+            PLATFORM.name,
+            [],
+        ),
+    ],
+)
+def test_offers_bind_only_when_trusted(
+    case: str,
+    trust: Sharing,
+    text: str,
+    offers: tuple[Offer, ...],
+    offerer_labels: dict[str, dict[str, str]],
+    bound_to: str | None,
+    reasons: list[str],
+) -> None:
+    result = plan(
+        project_of(text),
+        app="chat",
+        namespace="team-a",
+        settings=Settings(sharing=trust),
+        offers=SharingInput(offers=offers, offerer_labels=offerer_labels),
+    )
+    llm = next(m for m in result.models if m.key == "llm")
+    if bound_to is not None:
+        assert llm.source == f"shared: {bound_to}", case
+    elif trust.policy == "prefer":
+        assert (llm.source, llm.deployment) == ("own", "chat-llm"), case
+        assert any(o["metadata"]["name"] == "chat-llm" for o in result.objects), case
+    else:
+        why = dict(result.refusals)["llm"]
+        assert all(reason in why for reason in reasons), (case, why)
+        assert "aaa-evil" not in why, "an app never learns of offers it may not use"
+
+
+@pytest.mark.parametrize(
+    ("trust", "labels", "outcome"),
+    [
+        (Sharing(), None, "refused"),
+        (Sharing(offer_namespaces=("platform",)), None, "planned"),
+        (Sharing(offer_namespace_selector={"matchLabels": {"offers": "yes"}}), {}, "refused"),
+        (
+            Sharing(offer_namespace_selector={"matchLabels": {"offers": "yes"}}),
+            {"offers": "yes"},
+            "planned",
+        ),
+        (Sharing(offer_namespace_selector={"matchLabels": {"offers": "yes"}}), None, "warned"),
+    ],
+)
+def test_an_offer_from_a_namespace_that_may_not_offer_is_refused(
+    trust: Sharing, labels: dict[str, str] | None, outcome: str
+) -> None:
+    """Issue 12: any namespace could publish `offer: {namespaceSelector: {}}` and capture other
+    teams' traffic. Offline (labels unknown) a selector cannot be decided: a warning says so."""
+    run = lambda: plan(  # noqa: E731
+        project_of(OFFERING),
+        app="models",
+        namespace="platform",
+        settings=Settings(sharing=trust),
+        namespace_labels=labels,
+    )
+    if outcome == "refused":
+        with pytest.raises(ComposeError) as raised:
+            run()
+        who = "no namespace" if labels is None else "namespaces matching its selector"
+        assert raised.value.messages == [
+            "compose.yaml: models.llm.x-kubernetes.offer: namespace platform may not offer "
+            "models: the operator's setting sharing.offerNamespaces / offerNamespaceSelector "
+            f"admits {who}; ask the platform team"
+        ]
+        return
+    result = run()
+    warned = [str(w) for w in result.warnings if "x-kubernetes.offer" in w.path]
+    assert bool(warned) == (outcome == "warned")
+    assert any(o["metadata"]["name"] == "models-llm" for o in result.objects)
+
+
+def test_shared_from_loads_and_is_checked() -> None:
+    assert project_of(FROM_PLATFORM).models["llm"].kubernetes.shared_from == ("platform",)
+    assert project_of(CONSUMER).models["llm"].kubernetes.shared_from is None
+    with pytest.raises(ComposeError) as raised:
+        project_of("models:\n  llm:\n    model: ai/x\n    x-kubernetes: {shared: {frm: [a]}}\n")
+    assert raised.value.messages == [
+        "compose.yaml: models.llm.x-kubernetes.shared.frm: unknown key 'frm'; did you mean "
+        "'from'? (line 4)",
+        "compose.yaml: models.llm.x-kubernetes.shared: 'from' is required: the namespaces whose "
+        "offers to accept (line 4)",
     ]

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from compose_operator.settings import Settings
+from compose_operator.settings import Sharing as SharingSettings
 from compose_operator.shell import kube
 from compose_operator.shell.controller import Controller
 from compose_operator.shell.metrics import Metrics
@@ -18,6 +19,8 @@ from compose_operator.shell.sharing import SharingIndex
 from shell_fakes import FakeApi
 
 NOW = "2026-11-29T10:00:00Z"
+TRUSTED = Settings(sharing=SharingSettings(offer_namespaces=("platform",)))
+"""The platform namespace may offer models."""
 
 PLATFORM = """\
 models:
@@ -72,7 +75,7 @@ def bound_status(*sources: tuple[str, str]) -> dict[str, Any]:
 
 @pytest.fixture
 def index() -> SharingIndex:
-    return SharingIndex(real_core(), Settings())
+    return SharingIndex(real_core(), TRUSTED)
 
 
 def test_an_offer_appearing_affects_exactly_the_apps_that_want_its_model(
@@ -151,7 +154,7 @@ def test_compose_from_apps_are_learned_from_their_reconcile(index: SharingIndex)
     from_config_map["spec"] = {"composeFrom": {"configMapKeyRef": {"name": "m", "key": "k"}}}
     index.observe(("team-a", "chat"), app("team-a", "chat", TEAM))
     assert index.observe(("platform", "models"), from_config_map) == set()
-    offers = SharingIndex(real_core(), Settings())
+    offers = SharingIndex(real_core(), TRUSTED)
     offers.observe(("platform", "models"), app("platform", "models", PLATFORM))
     learned = offers.view(("x", "y")).offers
     assert index.learn(("platform", "models"), offers=learned, wants=None, bound=None) == {
@@ -185,7 +188,7 @@ class RecordingQueue:
 def test_index_updates_wait_for_the_next_event_handler() -> None:
     """kopf runs index handlers for the whole initial listing before any other handler:
     triggers collected then go out with the first event, never against a half-built index."""
-    index = SharingIndex(real_core(), Settings())
+    index = SharingIndex(real_core(), TRUSTED)
     metrics = Metrics()
     controller = Controller(None, metrics, resync_seconds=300, sharing=index)  # type: ignore[arg-type]
     queue = RecordingQueue()
@@ -219,16 +222,17 @@ APPLIED = {"models": [{"name": "llm", "source": "own"}]}
 
 
 def offer_view(compose: str = PLATFORM, served: Any = None) -> Sharing:
-    index = SharingIndex(real_core(), Settings())
+    index = SharingIndex(real_core(), TRUSTED)
     index.observe(("platform", "models"), app("platform", "models", compose, status=APPLIED))
     offers = index.view(("platform", "models")).offers
     return Sharing(offers=offers, served=served or {})
 
 
-def reconciler(api: FakeApi, **settings: Any) -> Reconciler:
+def reconciler(api: FakeApi, sharing: str = "prefer", **settings: Any) -> Reconciler:
     # Per-model URLs, so the env shows where each binding points; the gateway: test_sharing.py.
     settings.setdefault("model_endpoint", "direct")
-    return Reconciler(api, Settings(**settings), core=real_core(), now=lambda: NOW)
+    trust = SharingSettings(policy=sharing, offer_namespaces=("platform",))  # type: ignore[arg-type]
+    return Reconciler(api, Settings(sharing=trust, **settings), core=real_core(), now=lambda: NOW)
 
 
 def live_status(api: FakeApi, namespace: str, name: str) -> dict[str, Any]:
@@ -409,7 +413,7 @@ def test_a_bound_model_is_ready_only_when_its_offer_serves() -> None:
 def test_an_offer_not_applied_yet_leaves_the_app_as_it_is_and_reconciling() -> None:
     api = FakeApi()
     api.seed(kube.COMPOSE_APPS, app("team-a", "chat", TEAM))
-    index = SharingIndex(real_core(), Settings())
+    index = SharingIndex(real_core(), TRUSTED)
     index.observe(("platform", "models"), app("platform", "models", PLATFORM))
     report = reconciler(api).reconcile("team-a", "chat", shared=index.view(("team-a", "chat")))
     assert kinds(api) == []
@@ -505,3 +509,45 @@ def test_a_suspended_or_invalid_consumer_releases_its_binding(
         body[part] = {**body.get(part, {}), **value}
     assert index.observe(("team-a", "chat"), body) == {("platform", "models")}
     assert not index.view(("platform", "models")).serving
+
+
+def by_labels(api: FakeApi, sharing: str = "prefer") -> Reconciler:
+    trust = SharingSettings(
+        policy=sharing,  # type: ignore[arg-type]
+        offer_namespace_selector={"matchLabels": {"compose-operator.io/offers": "true"}},
+    )
+    return Reconciler(
+        api, Settings(sharing=trust, model_endpoint="direct"), core=real_core(), now=lambda: NOW
+    )
+
+
+def namespace(name: str, **labels: str) -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": "", "labels": labels}}
+
+
+@pytest.mark.parametrize(("offers", "bound"), [("true", True), ("false", False)])
+def test_an_offerer_is_trusted_by_its_namespaces_labels(offers: str, bound: bool) -> None:
+    api = FakeApi()
+    api.seed(kube.COMPOSE_APPS, app("team-a", "chat", TEAM))
+    api.seed(kube.NAMESPACES, namespace("platform", **{"compose-operator.io/offers": offers}))
+    report = by_labels(api).reconcile("team-a", "chat", shared=offer_view())
+    assert report.bound == ({"llm": "platform/models/llm"} if bound else {})
+    if not bound:
+        assert "deployments/chat-llm" in kinds(api), "its own model runs, untouched"
+
+
+def test_an_offering_app_in_an_untrusted_namespace_is_stalled_and_applies_nothing() -> None:
+    api = FakeApi()
+    api.seed(kube.COMPOSE_APPS, app("platform", "models", PLATFORM))
+    api.seed(kube.NAMESPACES, namespace("platform", team="platform"))
+    report = by_labels(api).reconcile("platform", "models", shared=Sharing())
+    assert (report.result, kinds(api)) == ("invalid", [])
+    stalled = next(
+        c for c in live_status(api, "platform", "models")["conditions"] if c["type"] == "Stalled"
+    )
+    assert (stalled["status"], stalled["reason"]) == ("True", "InvalidCompose")
+    assert "namespace platform may not offer models" in stalled["message"]
+    api.others["namespaces", "", "platform"]["metadata"]["labels"] = {
+        "compose-operator.io/offers": "true"
+    }
+    assert by_labels(api).reconcile("platform", "models", shared=Sharing()).result == "applied"

@@ -10,7 +10,7 @@ from typing import Any
 import kopf
 from cryptography import x509
 
-from compose_operator.settings import Settings
+from compose_operator.settings import Settings, Sharing
 from compose_operator.shell import webhook
 from compose_operator.shell.reconcile import real_core
 
@@ -128,3 +128,33 @@ def test_an_ip_host_yields_a_url(tmp_path: Path) -> None:
     server = webhook.build_server(host="127.0.0.1", port=0, directory=tmp_path, addr="127.0.0.1")
     config = asyncio.run(first_config(server))
     assert str(config.get("url", "")).startswith("https://127.0.0.1:")
+
+
+OFFER = "models:\n  llm:\n    model: ai/x\n    x-kubernetes: {offer: {namespaces: [team-a]}}\n"
+
+
+def test_an_offer_from_a_namespace_that_may_not_offer_is_refused_at_apply_time() -> None:
+    trust = Sharing(offer_namespace_selector={"matchLabels": {"offers": "true"}})
+    read: list[str] = []
+
+    def labels(namespace: str) -> dict[str, str]:
+        read.append(namespace)
+        return {"offers": "true"} if namespace == "platform" else {}
+
+    def check(namespace: str) -> list[str]:
+        return webhook.refusals(
+            {"compose": OFFER},
+            namespace=namespace,
+            name="models",
+            core=real_core(),
+            settings=Settings(sharing=trust),
+            namespace_labels=labels,
+        )
+
+    assert check("platform") == []
+    (message,) = check("team-b")
+    assert message.startswith(
+        "spec.compose: models.llm.x-kubernetes.offer: namespace team-b may not offer models"
+    )
+    assert read == ["platform", "team-b"]
+    assert refusals({"compose": OFFER}) != [], "by default nobody may offer"

@@ -138,13 +138,15 @@ def _spec_schema() -> Schema:
                     "compose and composeFrom is set. A "
                     "model may carry `x-kubernetes.offer` ({namespaces: [..]} or "
                     "{namespaceSelector: {..}}) to offer it to apps in other namespaces, which "
-                    "then bind to it instead of running their own; `x-kubernetes.shared: false` "
-                    "keeps a model from binding to an offer (unless the operator's sharing "
-                    "policy is require). `x-kubernetes.endpoint: direct` gives a model's *_URL "
-                    "its own Service instead of the app's model gateway (`gateway` the other way "
-                    "round; the operator setting modelEndpoint decides otherwise). Behind the "
-                    "gateway, bindings may share an endpoint_var (every URL is the gateway's), "
-                    "as under docker compose."
+                    "then bind to it instead of running their own (only namespaces the "
+                    "operator's settings sharing.offerNamespaces/offerNamespaceSelector name may "
+                    "offer); `x-kubernetes.shared: false` keeps a model from binding to an offer "
+                    "(unless the operator's sharing policy is require), `{from: [ns, ..]}` "
+                    "accepts offers only from those namespaces. `x-kubernetes.endpoint: direct` "
+                    "gives a model's *_URL its own Service instead of the app's model gateway "
+                    "(`gateway` the other way round; the operator setting modelEndpoint decides "
+                    "otherwise). Behind the gateway, bindings may share an endpoint_var (every "
+                    "URL is the gateway's), as under docker compose."
                 ),
                 "maxLength": yamlload.MAX_BYTES,
             },

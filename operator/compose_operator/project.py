@@ -47,6 +47,8 @@ class KubernetesOptions:
     shared: bool = True
     endpoint: Literal["gateway", "direct"] | None = None
     """`direct`: this model's `*_URL` is its own Service even behind a model gateway."""
+    shared_from: tuple[str, ...] | None = None
+    """`shared: {from: [..]}`: bind only to offers from these namespaces; None: any trusted."""
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,23 @@ class Policy:
 
 
 @dataclass(frozen=True)
+class Sharing:
+    """Shared models: how apps bind to offers, and who may offer at all.
+
+    Who may offer is the platform's decision: an offered model receives other teams' traffic
+    (prompts, documents), so an offer from any other namespace is refused. In the settings
+    file `sharing: prefer` is short for `sharing: {policy: prefer}`.
+    """
+
+    policy: SharingPolicy = "prefer"
+    offer_namespaces: tuple[str, ...] = ()
+    """Namespaces whose ComposeApps may offer models (`x-kubernetes.offer`)."""
+    offer_namespace_selector: Mapping[str, Any] | None = None
+    """Or a label selector on Namespaces (labels only cluster admins can set). Neither set:
+    nobody may offer."""
+
+
+@dataclass(frozen=True)
 class GatewaySettings:
     """The per-app model gateway (`modelEndpoint: gateway`): one URL for all of an app's models."""
 
@@ -123,7 +140,7 @@ class Settings:
     policy: Policy = field(default_factory=Policy)
     templates: Mapping[str, str] = field(default_factory=dict)
     """Replacement Jinja2 templates for the model workload, by template file name."""
-    sharing: SharingPolicy = "prefer"
+    sharing: Sharing = field(default_factory=Sharing)
     network_policies: bool = False
     stall_after_crashes: int = 5
     """Crashes in a row with the same exit code after which a model or service makes its app
@@ -156,6 +173,8 @@ def load_settings(text: str, *, file: str = "settings.yaml") -> Settings:
     data = {} if data is None else data
     if isinstance(data, dict) and isinstance(data.get("engines"), dict):
         data = {**data, "engines": _with_engine_defaults(data["engines"], problems)}
+    if isinstance(data, dict) and isinstance(data.get("sharing"), str):
+        data = {**data, "sharing": {"policy": data["sharing"]}}
     settings = _convert(Settings, data, "", problems)
     if not problems:
         problems = _check(settings)
@@ -253,6 +272,12 @@ def _check(settings: Settings) -> list[Problem]:
         )
         if value is not None and value < 1
     ]
+    selector = settings.sharing.offer_namespace_selector
+    if selector is not None:
+        problems += [
+            Problem(f"sharing.offerNamespaceSelector.{key}", "unknown selector field")
+            for key in sorted(set(selector) - {"matchLabels", "matchExpressions"})
+        ]
     problems += [
         Problem(f"engines.{name}.command", "must name the server's executable")
         for name, images in settings.engines.items()

@@ -64,6 +64,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- toYaml $settings }}
 {{- end }}
 
+{{/* settings.sharing.policy; `sharing: never` (the short form) is accepted too. */}}
+{{- define "compose-operator.sharingPolicy" -}}
+{{- $sharing := .Values.settings.sharing | default dict }}
+{{- if kindIs "string" $sharing }}{{ $sharing }}{{ else }}{{ $sharing.policy | default "prefer" }}{{ end }}
+{{- end }}
+
 {{/*
 RBAC rules, split by scope: "namespaced" rules go into a Role per watched namespace under
 rbac.scope=namespace; "cluster" rules are always cluster-wide. Keep them equal to the
@@ -116,7 +122,7 @@ manifests' ClusterRole (tests/test_packaging_rbac.py pins both to one list).
 - apiGroups: [apiextensions.k8s.io]
   resources: [customresourcedefinitions]
   verbs: [list, watch]
-{{- if ne (.Values.settings.sharing | default "prefer") "never" }}
+{{- if ne (include "compose-operator.sharingPolicy" .) "never" }}
 # Shared models: an offer's namespaceSelector is matched against the app namespace's labels;
 # cluster-wide, label changes are watched too (with watchNamespaces only read, never watched).
 - apiGroups: [""]

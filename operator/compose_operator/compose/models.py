@@ -40,6 +40,7 @@ RESOURCE_KEYS = ("requests", "limits")
 CACHE_KEYS = ("size", "storageClass")
 TOLERATION_KEYS = ("key", "operator", "value", "effect", "tolerationSeconds")
 OFFER_KEYS = ("namespaces", "namespaceSelector")
+SHARED_KEYS = ("from",)
 SELECTOR_KEYS = ("matchLabels", "matchExpressions")
 QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
 
@@ -155,7 +156,7 @@ def _kubernetes(value: Any, path: str, report: Report) -> KubernetesOptions | No
     node_selector = _optional(fields, "nodeSelector", path, report, values.string_map)
     tolerations = _optional(fields, "tolerations", path, report, parse_tolerations)
     offer = _optional(fields, "offer", path, report, _offer)
-    shared = _optional(fields, "shared", path, report, values.boolean)
+    shared, shared_from = _shared(fields.get("shared", True), child(path, "shared"), report)
     endpoint = fields.get("endpoint")
     if endpoint is not None and endpoint not in ENDPOINTS:
         report.problem(
@@ -174,7 +175,8 @@ def _kubernetes(value: Any, path: str, report: Report) -> KubernetesOptions | No
         node_selector=node_selector or {},
         tolerations=tolerations or (),
         offer=offer,
-        shared=True if shared is None else shared,
+        shared=shared,
+        shared_from=shared_from,
         endpoint=endpoint,
     )
 
@@ -226,6 +228,19 @@ def parse_tolerations(value: Any, path: str, report: Report) -> tuple[dict[str, 
             values.unknown_keys(toleration, item(path, index), TOLERATION_KEYS, report)
             tolerations.append(toleration)
     return tuple(tolerations)
+
+
+def _shared(value: Any, path: str, report: Report) -> tuple[bool, tuple[str, ...] | None]:
+    """`true`, `false`, or `{from: [platform]}`: bind only to offers from those namespaces."""
+    if isinstance(value, dict):
+        values.unknown_keys(value, path, SHARED_KEYS, report)
+        if "from" not in value:
+            report.problem(path, "'from' is required: the namespaces whose offers to accept")
+            return True, None
+        namespaces = values.string_list(value["from"], child(path, "from"), report)
+        return True, namespaces
+    shared = values.boolean(value, path, report)
+    return shared is not False, None
 
 
 def _offer(value: Any, path: str, report: Report) -> OfferSpec | None:

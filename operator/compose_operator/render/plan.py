@@ -50,12 +50,16 @@ def plan(
     settings: Settings,
     file: str = "compose.yaml",
     offers: sharing.SharingInput | None = None,
+    namespace_labels: Mapping[str, str] | None = None,
 ) -> Plan:
     """With `offers` (what the operator knows of platform offers), models bind to matching
     offers as the settings' sharing policy says; without (`render` offline), every model
-    runs as the app's own."""
-    problems: list[Problem] = []
-    warnings: list[Warning] = list(project.warnings)
+    runs as the app's own. `namespace_labels` (None: not known, offline) decide whether the
+    app may offer models when the settings name Namespaces by a selector."""
+    problems, warnings = sharing.offer_refusals(
+        project, namespace=namespace, namespace_labels=namespace_labels, settings=settings.sharing
+    )
+    warnings = [*project.warnings, *warnings]
     # Each object with the Compose path it came from, to name both sides of a clash.
     owned: list[tuple[str, Manifest]] = []
 
@@ -86,7 +90,7 @@ def plan(
     planned_models: list[PlannedModel] = []
     for key, model in sorted(project.models.items()):
         path = f"models.{key}"
-        if settings.sharing == "require" and not model.kubernetes.shared:
+        if settings.sharing.policy == "require" and not model.kubernetes.shared:
             warnings.append(Warning(f"{path}.x-kubernetes.shared", NOT_SHARED_IGNORED))
         binding = decision.bindings.get(key)
         if binding is not None or key in decision.refusals:

@@ -1,11 +1,15 @@
 """Shared models: which platform offer a Compose model binds to, and what the policy says. Pure.
 
-A ComposeApp offers a model with `x-kubernetes.offer`; another app's model with the same
-normalised reference binds to it when the offer admits the app's namespace (a list, or a
-label selector on the Namespace's labels) and satisfies the request: its `context_size` is at
-least the app's, the app's `runtime_flags` are empty or identical, and the app names no other
-engine. Several matches: the one already bound while it still matches, else the first by
-namespace/app/model, so a binding never flaps.
+A ComposeApp offers a model with `x-kubernetes.offer`, if the operator's settings let its
+namespace offer (`sharing.offerNamespaces` / `offerNamespaceSelector`; nobody by default): an
+offered model receives other teams' prompts, so an offer from anywhere else is refused, and
+consumers never see it. Another app's model with the same normalised reference binds to a
+trusted offer when the offer admits the app's namespace (a list, or a label selector on the
+Namespace's labels), the app accepts the offer's namespace (`x-kubernetes.shared: {from: [..]}`)
+and the offer satisfies the request: its `context_size` is at least the app's, the app's
+`runtime_flags` are empty or identical, and the app names no other engine. Several matches:
+the one already bound while it still matches, else the first by namespace/app/model, so a
+binding never flaps.
 
 An app never learns of offers it may not use: offers that do not admit its namespace are
 counted in a refusal, never named or described.
@@ -18,10 +22,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from compose_operator import names, references
+from compose_operator.errors import Problem, Warning
 from compose_operator.project import ComposeProject, Model
 from compose_operator.render import env, labels
 from compose_operator.render.placement import place
 from compose_operator.settings import Settings, SharingPolicy
+from compose_operator.settings import Sharing as SharingSettings
 
 SHARED_PREFIX = "shared: "
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
@@ -70,8 +76,11 @@ class SharingInput:
 
     offers: tuple[Offer, ...] = ()
     namespace_labels: Mapping[str, str] = field(default_factory=dict)
+    """The app namespace's labels (read when a selector needs them)."""
     bound: Mapping[str, str] = field(default_factory=dict)
     """Model key → the offer name (`ns/app/model`) the app is bound to now (from its status)."""
+    offerer_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """Labels of the offers' namespaces, read when `sharing.offerNamespaceSelector` is set."""
 
 
 @dataclass(frozen=True)
@@ -171,6 +180,56 @@ def selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> 
     )
 
 
+def may_offer(
+    namespace: str, namespace_labels: Mapping[str, str] | None, settings: SharingSettings
+) -> bool | None:
+    """Whether the settings let apps in `namespace` offer models; None when that depends on
+    labels not known here (`render` offline, with `offerNamespaceSelector` set)."""
+    if namespace in settings.offer_namespaces:
+        return True
+    selector = settings.offer_namespace_selector
+    if selector is None:
+        return False
+    if namespace_labels is None:
+        return None
+    return selector_matches(selector, namespace_labels)
+
+
+def offer_refusals(
+    project: ComposeProject,
+    *,
+    namespace: str,
+    namespace_labels: Mapping[str, str] | None,
+    settings: SharingSettings,
+) -> tuple[list[Problem], list[Warning]]:
+    """An offer from a namespace the platform did not trust: refused at each offer."""
+    offered = sorted(key for key, model in project.models.items() if model.kubernetes.offer)
+    if not offered:
+        return [], []
+    allowed = may_offer(namespace, namespace_labels, settings)
+    if allowed:
+        return [], []
+    if allowed is None:
+        message = (
+            f"whether namespace {namespace} may offer models depends on its labels "
+            "(the operator's setting sharing.offerNamespaceSelector); the cluster decides"
+        )
+        return [], [Warning(f"models.{key}.x-kubernetes.offer", message) for key in offered]
+    who = _offerers(settings)
+    message = (
+        f"namespace {namespace} may not offer models: the operator's setting "
+        f"sharing.offerNamespaces / offerNamespaceSelector admits {who}; ask the platform team"
+    )
+    return [Problem(f"models.{key}.x-kubernetes.offer", message) for key in offered], []
+
+
+def _offerers(settings: SharingSettings) -> str:
+    named = ", ".join(settings.offer_namespaces)
+    if settings.offer_namespace_selector is not None:
+        return f"{named + ' and ' if named else ''}namespaces matching its selector"
+    return named or "no namespace"
+
+
 def admits(offer: Offer, namespace: str, namespace_labels: Mapping[str, str]) -> bool:
     if offer.namespace_selector is not None:
         return selector_matches(offer.namespace_selector, namespace_labels)
@@ -202,12 +261,15 @@ def decide(
     sharing: SharingInput,
 ) -> Decision:
     """Bind each model that may be shared; under `require`, say why each unbound one may not run."""
-    policy: SharingPolicy = settings.sharing
+    policy: SharingPolicy = settings.sharing.policy
     if policy == "never":
         return Decision()
     by_reference: dict[str, list[Offer]] = {}
     for offer in sorted(sharing.offers, key=lambda o: (o.namespace, o.app, o.key)):
-        if (offer.namespace, offer.app) != (namespace, app):
+        trusted = may_offer(
+            offer.namespace, sharing.offerer_labels.get(offer.namespace, {}), settings.sharing
+        )
+        if trusted and (offer.namespace, offer.app) != (namespace, app):
             by_reference.setdefault(offer.reference, []).append(offer)
     bindings: dict[str, Offer] = {}
     refusals: dict[str, str] = {}
@@ -250,9 +312,13 @@ def choose(
     matching: list[Offer] = []
     pending: list[Offer] = []
     reasons: list[tuple[str | None, str]] = []
+    accepted = model.kubernetes.shared_from
     for offer in candidates:
         if not admits(offer, namespace, namespace_labels):
             reasons.append((None, f"not offered to namespace {namespace}"))
+            continue
+        if accepted is not None and offer.namespace not in accepted:
+            reasons.append((offer.name, "its namespace is not in x-kubernetes.shared.from"))
             continue
         why = unmet(offer, model)
         if why is not None:

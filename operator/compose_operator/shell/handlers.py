@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
@@ -51,9 +52,11 @@ def register(
     *,
     validation: tuple[Core, Settings] | None = None,
     watch_namespaces: bool = False,
+    namespace_labels: Callable[[str], Mapping[str, str]] | None = None,
 ) -> None:
-    """Register every handler on `registry`; with `validation`, the admission handler too;
-    with `watch_namespaces`, Namespace label changes (for selector offers)."""
+    """Register every handler on `registry`; with `validation`, the admission handler too
+    (reading Namespace labels through `namespace_labels` when an offer needs them); with
+    `watch_namespaces`, Namespace label changes (for selector offers)."""
 
     @kopf.index(*COMPOSE_APPS, id="sharing", registry=registry)
     async def sharing_index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> None:
@@ -145,10 +148,15 @@ def register(
 
     if validation is not None:
         core, settings = validation
-        _register_validation(registry, core, settings)
+        _register_validation(registry, core, settings, namespace_labels)
 
 
-def _register_validation(registry: kopf.OperatorRegistry, core: Core, settings: Settings) -> None:
+def _register_validation(
+    registry: kopf.OperatorRegistry,
+    core: Core,
+    settings: Settings,
+    namespace_labels: Callable[[str], Mapping[str, str]] | None,
+) -> None:
     # Creates and updates only: a delete is never refused. Failures are ignored (the reconciler
     # reports invalid Compose anyway), so an operator that is down never blocks edits.
     @kopf.on.validate(
@@ -165,7 +173,12 @@ def _register_validation(registry: kopf.OperatorRegistry, core: Core, settings: 
             return  # finalizer removal on the way out is never refused
         app = name or str(meta.get("generateName", "")).rstrip("-") or "app"
         problems = webhook.refusals(
-            dict(spec), namespace=namespace or "default", name=app, core=core, settings=settings
+            dict(spec),
+            namespace=namespace or "default",
+            name=app,
+            core=core,
+            settings=settings,
+            namespace_labels=namespace_labels,
         )
         if problems:
             raise kopf.AdmissionError("\n".join(problems), code=422)

@@ -349,21 +349,32 @@ class Reconciler:
             project, app=name, namespace=namespace, settings=self.settings
         )
         report.wants = sharing.wanted_references(project)
+        labels = _Labels(self.namespace_labels)
+        # Whether this namespace may offer; with a selector, its labels decide.
+        by_labels = self.settings.sharing.offer_namespace_selector is not None
+        listed = self.settings.sharing.offer_namespaces
+        own_labels = (
+            labels(namespace) if report.offers and by_labels and namespace not in listed else {}
+        )
         offers = None
         if shared is not None:
             candidates = [o for o in shared.offers if o.reference in report.wants]
-            labels = (
-                self._namespace_labels(namespace)
-                if any(o.uses_selector for o in candidates)
-                else {}
-            )
             bound = {
                 m.get("name", ""): m["source"][len(sharing.SHARED_PREFIX) :]
                 for m in app.get("status", {}).get("models", [])
                 if str(m.get("source", "")).startswith(sharing.SHARED_PREFIX)
             }
             offers = sharing.SharingInput(
-                offers=tuple(candidates), namespace_labels=labels, bound=bound
+                offers=tuple(candidates),
+                namespace_labels=(
+                    labels(namespace) if any(o.uses_selector for o in candidates) else {}
+                ),
+                bound=bound,
+                offerer_labels={
+                    o.namespace: labels(o.namespace)
+                    for o in candidates
+                    if by_labels and o.namespace not in listed
+                },
             )
         plan = self.core.plan(
             project,
@@ -372,6 +383,7 @@ class Reconciler:
             settings=self.settings,
             file=file,
             offers=offers,
+            namespace_labels=own_labels,
         )
         if not plan.waiting:
             report.bound = {
@@ -381,8 +393,8 @@ class Reconciler:
             }
         return plan
 
-    def _namespace_labels(self, namespace: str) -> dict[str, str]:
-        """A namespace's labels, for offers with a namespaceSelector; none when unreadable."""
+    def namespace_labels(self, namespace: str) -> dict[str, str]:
+        """A namespace's labels (selector offers, selected offerers); none when unreadable."""
         try:
             found = self.api.get(kube.NAMESPACES, "", namespace)
         except ApiError:
@@ -674,6 +686,19 @@ class Reconciler:
             "lastTimestamp": now,
             "count": 1,
         }
+
+
+class _Labels:
+    """Namespace labels, each namespace read at most once per reconcile."""
+
+    def __init__(self, read: Callable[[str], dict[str, str]]) -> None:
+        self.read = read
+        self.seen: dict[str, dict[str, str]] = {}
+
+    def __call__(self, namespace: str) -> dict[str, str]:
+        if namespace not in self.seen:
+            self.seen[namespace] = self.read(namespace)
+        return self.seen[namespace]
 
 
 def _not_ready(new: status.Status) -> bool:

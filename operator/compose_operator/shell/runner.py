@@ -160,7 +160,7 @@ async def serve(args: argparse.Namespace, settings: Settings) -> None:
     api = KubeApi(client.ApiClient(), on_request=metrics.count_request)
     core = real_core()
     reconciler = Reconciler(api, settings, core=core, now=utc_now)
-    sharing = SharingIndex(core, settings) if settings.sharing != "never" else None
+    sharing = SharingIndex(core, settings) if settings.sharing.policy != "never" else None
     controller = Controller(
         reconciler, metrics, resync_seconds=args.resync_seconds, sharing=sharing
     )
@@ -171,6 +171,7 @@ async def serve(args: argparse.Namespace, settings: Settings) -> None:
         validation=(core, settings) if args.webhook else None,
         # Selector offers need Namespace labels: a cluster-wide watch, granted only then.
         watch_namespaces=sharing is not None and not args.namespace,
+        namespace_labels=reconciler.namespace_labels,
     )
     operator_settings = kopf.OperatorSettings()
     operator_settings.posting.enabled = False

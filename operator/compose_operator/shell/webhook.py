@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +32,20 @@ CERT_DAYS = 3650
 
 
 def refusals(
-    spec: Mapping[str, Any], *, namespace: str, name: str, core: Core, settings: Settings
+    spec: Mapping[str, Any],
+    *,
+    namespace: str,
+    name: str,
+    core: Core,
+    settings: Settings,
+    namespace_labels: Callable[[str], Mapping[str, str]] | None = None,
 ) -> list[str]:
     """Every problem that would stop this spec from planning; empty when it plans.
 
     A `composeFrom` spec, or `spec.files` entries kept in ConfigMaps, are checked by the
     reconciler (their ConfigMaps may not exist yet); here only their shape is.
+    `namespace_labels` reads a Namespace's labels, which decide whether an app there may
+    offer models when the settings name offering namespaces by a selector.
     """
     entries = spec.get("files")
     references = projectfiles.references(entries)
@@ -56,7 +64,19 @@ def refusals(
             files=files,
             images=spec.get("images", {}),
         )
-        core.plan(project, app=name, namespace=namespace, settings=settings, file="spec.compose")
+        labels = None
+        selector = settings.sharing.offer_namespace_selector
+        offers = any(model.kubernetes.offer for model in project.models.values())
+        if offers and selector is not None and namespace_labels is not None:
+            labels = namespace_labels(namespace)
+        core.plan(
+            project,
+            app=name,
+            namespace=namespace,
+            settings=settings,
+            file="spec.compose",
+            namespace_labels=labels,
+        )
     except ComposeError as error:
         return error.messages
     return []
