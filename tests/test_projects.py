@@ -265,6 +265,10 @@ def test_convert_puts_a_large_binary_file_in_a_configmap_of_its_own(
         "--kustomize", str(kustomize),
     )  # fmt: skip
     assert code == 0, err
+    assert (
+        "compose.yaml: apply it with `kubectl apply --server-side`: client-side apply keeps a "
+        "copy of each object in an annotation of at most 256 KiB" in err.splitlines()
+    )
     app, music = yaml.safe_load_all(out)
     included = (projects / "importer/db/compose.yaml").read_text()
     music_ref = {"name": "imp-music-db-a0dfc972", "key": "music.db"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 
@@ -110,3 +111,32 @@ def test_an_idle_queue_keeps_no_state_for_apps_it_served() -> None:
         return queue
 
     assert asyncio.run(scenario()).tracked() == 0
+
+
+def test_a_reconcile_that_waits_runs_again_after_its_delay_without_backing_off(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A Secret the pods mount is read by name, never watched: the reconcile asks to look
+    again, at a steady pace, and the wait is no failure (no warning, no growing backoff)."""
+    attempts: list[float] = []
+
+    async def work(key: Key, resync: bool) -> float | None:
+        attempts.append(asyncio.get_running_loop().time())
+        return 0.03 if len(attempts) < 4 else None
+
+    async def scenario() -> ReconcileQueue:
+        queue = ReconcileQueue(work, base_delay=10)
+        queue.enqueue(A)
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if len(attempts) == 4:
+                break
+        await queue.drain()
+        return queue
+
+    queue = asyncio.run(scenario())
+    gaps = [later - earlier for earlier, later in itertools.pairwise(attempts)]
+    assert len(attempts) == 4
+    assert all(0.03 <= gap < 0.3 for gap in gaps)
+    assert queue.tracked() == 0
+    assert caplog.records == []

@@ -198,7 +198,14 @@ def _command_convert(args: argparse.Namespace) -> int:
         placed=placed,
     )
     maps = convert.own_config_maps(placed, args.namespace)
-    sys.stdout.write(_dump_documents([app, *maps]))
+    stream = _dump_documents([app, *maps])
+    sys.stdout.write(stream)
+    if len(stream.encode()) > convert.CLIENT_SIDE_APPLY_MAX:
+        print(
+            f"{file}: apply it with `kubectl apply --server-side`: client-side apply keeps a copy "
+            "of each object in an annotation of at most 256 KiB",
+            file=sys.stderr,
+        )
     for path, found in placed.items():
         where = "inline" if found.config_map is None else f"ConfigMap {found.config_map[0]}"
         print(

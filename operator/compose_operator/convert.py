@@ -14,6 +14,9 @@ from typing import Any
 
 from compose_operator.project import ProjectFile
 
+CLIENT_SIDE_APPLY_MAX = 256 << 10
+"""kubectl's client-side apply stores each object in the last-applied-configuration
+annotation, which Kubernetes limits to 256 KiB; larger streams need server-side apply."""
 KUSTOMIZE_FILES = "files"
 """The folder of a kustomization that holds the files its configMapGenerator reads."""
 

@@ -108,7 +108,7 @@ class Controller:
             for key in sorted(self.known):
                 self.queue.enqueue(key, resync=True)
 
-    async def _work(self, key: Key, resync: bool) -> None:
+    async def _work(self, key: Key, resync: bool) -> float | None:
         namespace, name = key
         extra = {"app": f"{namespace}/{name}"}
         with self.metrics.timed():
@@ -145,3 +145,4 @@ class Controller:
             )
         else:
             logger.debug("reconciled (%s): nothing to do", report.result, extra=extra)
+        return report.recheck_after

@@ -4,7 +4,9 @@ kopf's event handlers are fire-and-forget (no retries) and its timers and daemon
 kopf's own finalizer to every object, so serialising, retrying and resyncing are done here:
 each key has an asyncio.Lock; a trigger that arrives while a reconcile waits for the lock
 joins it instead of queueing another; a failed reconcile is retried after an exponential
-backoff (1 s doubling to 5 min), reset by the next success. Expected failures (API errors,
+backoff (1 s doubling to 5 min), reset by the next success; a successful reconcile may ask
+to run again after a delay (it waits for something no watch reports, such as a Secret the
+operator may only read), which is no failure and grows no backoff. Expected failures (API errors,
 kopf.TemporaryError) are logged in one line; anything else is a bug and logged with its
 traceback, and retried all the same, so one app's bad luck never stops the others.
 """
@@ -17,7 +19,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 Key = tuple[str, str]
-Work = Callable[[Key, bool], Awaitable[None]]
+Work = Callable[[Key, bool], Awaitable[float | None]]
+"""Reconcile one app; returns seconds after which to reconcile it again, or None."""
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +72,7 @@ class ReconcileQueue:
         async with lock:
             resync = self._waiting.pop(key)
             try:
-                await self.work(key, resync)
+                again = await self.work(key, resync)
             except Exception as error:
                 failures = self._failures.get(key, 0) + 1
                 self._failures[key] = failures
@@ -84,6 +87,8 @@ class ReconcileQueue:
                 self._schedule_retry(key, delay)
             else:
                 self.forget(key)
+                if again is not None:
+                    self._schedule_retry(key, again)
 
     def _schedule_retry(self, key: Key, delay: float) -> None:
         previous = self._retries.pop(key, None)

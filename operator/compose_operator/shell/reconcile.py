@@ -50,6 +50,8 @@ HASH_ANNOTATION = "compose-operator.io/applied-hash"
 BOUND_BY_ANNOTATION = "compose-operator.io/bound-by"
 FINALIZER = "compose-operator.io/bindings"
 COMPONENT = "compose-operator"
+SECRET_RECHECK_SECONDS = 15.0
+"""How soon a Secret the pods mount is looked for again while it is missing."""
 
 OWNED_KINDS: tuple[Resource, ...] = (kube.CONFIG_MAPS, kube.PVCS, kube.SERVICES, kube.DEPLOYMENTS)
 """Kinds the plan may create and prune (ConfigMaps: the model gateway's routing table,
@@ -92,6 +94,9 @@ class Report:
     wants: frozenset[str] | None = None
     bound: dict[str, str] | None = None
     """Model key → offer name, once planned."""
+    recheck_after: float | None = None
+    """Seconds after which to reconcile again: the app waits for a Secret, which the operator
+    reads by name but does not watch."""
 
 
 @dataclass(frozen=True)
@@ -313,8 +318,8 @@ class Reconciler:
             )
         self._report(app, plan, outcome, deployments, report)
         if missing:
-            # Secrets are only read (no watch, least privilege): look again, with backoff.
-            raise kopf.TemporaryError("; ".join(missing.values()))
+            # Secrets are only read by name (least privilege: no list or watch): look again.
+            report.recheck_after = SECRET_RECHECK_SECONDS
         return report
 
     def _missing_secrets(self, namespace: str, plan: Plan) -> dict[str, str]:
