@@ -69,8 +69,8 @@ def convert(folder: Path, name: str, namespace: str, *images: str) -> tuple[str,
 
 
 def app_status(cluster: Any, namespace: str, name: str) -> dict[str, Any]:
-    app = cluster.get_json("-n", namespace, "composeapp", name)
-    return app
+    found: dict[str, Any] = cluster.get_json("-n", namespace, "composeapp", name)
+    return found
 
 
 def pod_of(cluster: Any, namespace: str, app: str, service: str) -> dict[str, Any]:
