@@ -236,9 +236,10 @@ def test_a_large_binary_file_travels_in_its_own_configmap(
     loader = mounts(pod_of(cluster, namespace, "imp", "loader"))
     music = loader["/app/music.db"]
     stored = cluster.get_json("-n", namespace, "configmap", music["configMap"]["name"])
-    assert base64.b64decode(stored["binaryData"]["music.db"]) == (
-        projects / "importer" / "music.db"
-    ).read_bytes()
+    assert (
+        base64.b64decode(stored["binaryData"]["music.db"])
+        == (projects / "importer" / "music.db").read_bytes()
+    )
     tools = mounts(pod_of(cluster, namespace, "imp", "sql-tools"))
     assert tools["/run/secrets/database-url"]["secret"]["secretName"] == "database-url"
     database = pod_of(cluster, namespace, "imp", "database")
