@@ -54,6 +54,7 @@ def test_every_example_is_covered() -> None:
         "cloud-labels.yaml",
         "config-options.yaml",
         "long-syntax.yaml",
+        "one-url.yaml",
         "short-syntax.yaml",
     ]
 
@@ -185,3 +186,17 @@ def test_chat_app() -> None:
     assert find(result, "Service", "web")["spec"]["ports"] == [
         {"name": "tcp-8080", "port": 8080, "targetPort": 8080, "protocol": "TCP"}
     ]
+
+
+def test_one_url() -> None:
+    result = render("one-url.yaml")
+    assert env(result, "agent") == {
+        "ENGINE_URL": url("any"),
+        "CHAT_MODEL": "ai/gemma3",
+        "CODER_MODEL": "ai/qwen2.5",
+        "EMBEDDINGS_MODEL": "ai/all-minilm",
+        "SMALL_MODEL": "ai/smollm2",
+    }
+    routes = find(result, "ConfigMap", "chat-models")["data"]["routes.json"]
+    assert '"embeddings": "embeddings"' in routes
+    assert [m.key for m in result.models] == ["chat", "coder", "embeddings", "small"]
