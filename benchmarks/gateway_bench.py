@@ -247,6 +247,7 @@ def pinned(cpu: int, command: list[str]) -> list[str]:
 class Bench:
     engine_port: int
     gateway_port: int
+    gateway_pid: int
     load_cpu: int
     seconds: float
 
@@ -261,7 +262,11 @@ class Bench:
 
     def both(self, path: str, clients: int, rate: float = 0) -> tuple[dict[str, float], ...]:
         direct = self.measure(self.engine_port, path, clients, rate)
+        before = cpu_seconds(self.gateway_pid)
         through = self.measure(self.gateway_port, path, clients, rate)
+        # The warm-up's requests are not counted: this slightly overstates the cost per request.
+        spent = cpu_seconds(self.gateway_pid) - before
+        through["cpu_us"] = spent / max(1, through["requests"]) * 1e6
         return direct, through
 
 
@@ -329,20 +334,22 @@ def main() -> int:
     try:
         wait_listening(engine_port)
         wait_listening(gateway_port)
-        bench = Bench(engine_port, gateway_port, args.load_cpu, args.seconds)
+        bench = Bench(engine_port, gateway_port, gateway.pid, args.load_cpu, args.seconds)
         print(f"gateway on CPU {args.gateway_cpu}; engine and load on CPU {args.load_cpu}; "
               f"{args.seconds:.0f} s per measurement; the gateway logs a line per request; "
               f"load average before: {os.getloadavg()[0]:.2f} (other work on these cores "
               "inflates every number)")  # fmt: skip
         print("\nnon-streaming chat completions, closed loop (each client sends again at once)")
         print(f"{'clients':>8} {'direct req/s':>13} {'gateway req/s':>14} "
-              f"{'direct p50/p99 ms':>18} {'gateway p50/p99 ms':>19}")  # fmt: skip
+              f"{'direct p50/p99 ms':>18} {'gateway p50/p99 ms':>19} "
+              f"{'gateway CPU/req':>16} {'= req/s per core':>17}")  # fmt: skip
         for clients in (1, 50, 200):
             direct, through = bench.both("/v1/chat/completions", clients)
             print(
                 f"{clients:>8} {direct['rate']:>13.0f} {through['rate']:>14.0f} "
                 f"{direct['p50']:>8.2f}/{direct['p99']:<9.2f} "
-                f"{through['p50']:>8.2f}/{through['p99']:<9.2f}"
+                f"{through['p50']:>8.2f}/{through['p99']:<9.2f} "
+                f"{through['cpu_us']:>13.0f} us {1e6 / through['cpu_us']:>17.0f}"
             )
         print(f"\nnon-streaming, paced: the clients share {args.paced_rate:.0f} requests/s")
         print(f"{'clients':>8} {'direct p50/p99 ms':>18} {'gateway p50/p99 ms':>19} "
