@@ -287,3 +287,22 @@ def test_render_names_a_missing_project_file(
         f"{compose}: services.a.env_file: app.env is not among the project files; carry it in "
         "spec.files (`compose-operator convert` does) (line 4)\n",
     )
+
+
+def test_render_says_which_url_the_model_gateway_gives(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(
+        capsys,
+        "render",
+        "-f",
+        str(EXAMPLES / "one-url.yaml"),
+        "--name",
+        "agent",
+        "--namespace",
+        "t",
+    )
+    assert code == 0, err
+    assert err.splitlines()[-1] == (
+        f"{EXAMPLES / 'one-url.yaml'}: every *_URL through the model gateway is "
+        "http://agent-models.t.svc.cluster.local/v1/ (agent-models: routes by the request's "
+        "model to 4 models)"
+    )

@@ -148,6 +148,13 @@ def _command_render(args: argparse.Namespace) -> int:
         return _print_problems(error)
     for warning in plan.warnings:
         print(f"{file}: warning: {warning}", file=sys.stderr)
+    if plan.gateway is not None:
+        routed = sum(1 for model in plan.models if model.endpoint)
+        print(
+            f"{file}: every *_URL through the model gateway is {plan.gateway.url} "
+            f"({plan.gateway.name}: routes by the request's model to {routed} models)",
+            file=sys.stderr,
+        )
     sys.stdout.write(_dump_documents(plan.objects))
     for binding in plan.bindings:
         sys.stdout.write(_bound_patch(binding, args.name, args.namespace))
