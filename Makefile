@@ -5,7 +5,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin
 
-.PHONY: help deps lint unit e2e test demo demo-down render-examples bench
+.PHONY: help deps lint unit e2e test demo demo-down render-examples bench bench-scale
 
 help:
 	@echo "make demo       start a local cluster, the operator and the example chat app"
@@ -15,6 +15,7 @@ help:
 	@echo "make e2e        the end-to-end suite against a real control plane (kwok nodes)"
 	@echo "make realnode-test  the real-node suite alone (root; builds images, runs real engines)"
 	@echo "make bench      benchmarks: render throughput, the model gateway's cost, hostile inputs"
+	@echo "make bench-scale  1,000 apps against the e2e cluster: requests, latency, memory (minutes)"
 
 $(VENV)/.synced: pyproject.toml uv.lock
 	"$$(tools/ensure-uv.sh)" sync --frozen
@@ -42,6 +43,10 @@ bench: deps
 	$(PY)/python benchmarks/render_bench.py
 	$(PY)/python benchmarks/gateway_bench.py
 	$(PY)/python benchmarks/input_bench.py
+
+# Not part of `make test`: it takes minutes and prints numbers (README, "Scale").
+bench-scale: deps cluster-build
+	$(PY)/python benchmarks/scale.py
 
 demo: deps cluster-build realnode-build images-deps
 	e2e/demo.sh up

@@ -4,6 +4,11 @@ Server-side apply is modelled per object as "what others wrote" plus "what our f
 applied last": the live object is the two merged (lists of named items merged by name), so
 applying an empty body gives back exactly what others wrote, as the real API server does
 for fields only we own.
+
+It also plays the watches: `deliver()` hands every object that changed since the last call to
+the index (`LiveIndex`), as kopf's watch handlers do; every write bumps the object's
+resourceVersion, as the API server does. Reads the reconciler makes are recorded like writes,
+so tests can prove a warm index leaves the API unread.
 """
 
 from __future__ import annotations
@@ -13,9 +18,13 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
+from compose_operator.shell import kube
+from compose_operator.shell.index import APP_LABEL, LiveIndex
 from compose_operator.shell.kube import ApiError, Manifest, PatchType, Resource
 
 WRITE_VERBS = frozenset({"apply", "delete", "patch", "create"})
+READ_VERBS = frozenset({"get", "list"})
+KINDS = {r.plural: r.kind for r in (*kube.BY_KIND.values(), kube.COMPOSE_APPS, kube.PODS)}
 
 Key = tuple[str, str, str]
 
@@ -98,6 +107,46 @@ class FakeApi:
     requests: list[Request] = field(default_factory=list)
     events: list[Manifest] = field(default_factory=list)
     _uids: itertools.count[int] = field(default_factory=itertools.count)
+    index: LiveIndex = field(default_factory=LiveIndex)
+    _versions: itertools.count[int] = field(default_factory=lambda: itertools.count(2))
+    _delivered: dict[Key, str] = field(default_factory=dict)
+    _gone: dict[Key, Manifest] = field(default_factory=dict)
+
+    def deliver(self) -> None:
+        """What the watches would deliver now: changed, new and deleted objects."""
+        import json
+
+        for key, last in sorted(self._gone.items()):
+            # Like the API server, the DELETED event carries the object as it was last.
+            self._delivered.pop(key, None)
+            if key[0] in KINDS:
+                self.index.observe(KINDS[key[0]], last, deleted=True)
+        self._gone.clear()
+        for key in sorted(self.others):
+            plural = key[0]
+            if plural not in KINDS:
+                continue
+            labels = self.others[key].get("metadata", {}).get("labels", {}) or {}
+            ours = self.ours.get(key, {}).get("metadata", {}).get("labels", {}) or {}
+            if plural != "composeapps" and APP_LABEL not in {**labels, **ours}:
+                continue  # the server-side label selector of every other watch
+            live = self.live(Resource("", "", plural, KINDS[plural]), key[1], key[2])
+            assert live is not None
+            text = json.dumps(live, sort_keys=True)
+            if self._delivered.get(key) == text:
+                continue
+            self._bump(key)
+            live = self.live(Resource("", "", plural, KINDS[plural]), key[1], key[2])
+            assert live is not None
+            text = json.dumps(live, sort_keys=True)
+            self._delivered[key] = text
+            self.index.observe(KINDS[plural], {"kind": KINDS[plural], **live})
+
+    def _bump(self, key: Key) -> None:
+        self.others[key]["metadata"]["resourceVersion"] = str(next(self._versions))
+
+    def reads(self) -> list[Request]:
+        return [r for r in self.requests if r.verb in READ_VERBS]
 
     def seed(self, resource: Resource, obj: Manifest) -> Manifest:
         """An object someone else wrote (a user's Deployment, a ComposeApp)."""
@@ -159,6 +208,7 @@ class FakeApi:
         if key not in self.others:
             self.seed(resource, {"metadata": {"name": key[2], "namespace": key[1]}})
         self.ours[key] = copy.deepcopy(body)
+        self._bump(key)
         live = self.live(resource, key[1], key[2])
         assert live is not None
         return live
@@ -167,6 +217,10 @@ class FakeApi:
         self.requests.append(Request("delete", resource.plural, name, uid))
         key = (resource.plural, namespace, name)
         assert self.others[key]["metadata"]["uid"] == uid
+        self._gone[key] = {
+            "kind": KINDS.get(resource.plural, ""),
+            **(self.live(resource, namespace, name) or {}),
+        }
         del self.others[key]
         self.ours.pop(key, None)
 
@@ -198,9 +252,7 @@ class FakeApi:
             version = patch.get("metadata", {}).pop("resourceVersion", None)
             assert version in (None, obj["metadata"]["resourceVersion"])
             self.others[key] = merge_patch(obj, patch)
-        self.others[key]["metadata"]["resourceVersion"] = str(
-            int(self.others[key]["metadata"]["resourceVersion"]) + 1
-        )
+        self._bump(key)
         live = self.live(resource, namespace, name)
         assert live is not None
         return live
@@ -209,3 +261,24 @@ class FakeApi:
         self.requests.append(Request("create", resource.plural, body.get("reason", ""), body))
         self.events.append(copy.deepcopy(body))
         return body
+
+
+class WatchedReconciler:
+    """A Reconciler whose index is caught up with the fake API before each reconcile."""
+
+    def __init__(self, api: FakeApi, settings: Any = None, **kwargs: Any) -> None:
+        from compose_operator.settings import Settings
+        from compose_operator.shell.reconcile import Reconciler, real_core
+
+        self.api = api
+        self.inner = Reconciler(
+            api,
+            settings if settings is not None else Settings(),
+            core=kwargs.pop("core", None) or real_core(),
+            now=kwargs.pop("now", lambda: "2026-11-29T10:00:00Z"),
+            index=api.index,
+        )
+
+    def reconcile(self, namespace: str, name: str, **kwargs: Any) -> Any:
+        self.api.deliver()
+        return self.inner.reconcile(namespace, name, **kwargs)

@@ -22,8 +22,7 @@ import yaml
 from compose_operator import cli
 from compose_operator.settings import Settings
 from compose_operator.shell import kube
-from compose_operator.shell.reconcile import Reconciler, real_core
-from shell_fakes import FakeApi
+from shell_fakes import FakeApi, WatchedReconciler
 
 PROJECTS = Path(__file__).parent / "fixtures" / "projects"
 BINARY_SIZE = 300 << 10
@@ -319,7 +318,7 @@ def test_the_operator_applies_what_render_showed(
             key = line.split("--from-file=")[1].split("=")[0]
             api.seed(kube.SECRETS, {"metadata": {"name": secret, "namespace": "team"},
                                     "data": {key: "eA=="}})  # fmt: skip
-    Reconciler(api, Settings(), core=real_core(), now=lambda: "now").reconcile("team", name)
+    WatchedReconciler(api, Settings(), now=lambda: "now").reconcile("team", name)
     for expected in yaml.safe_load_all(rendered):
         if not expected:
             continue

@@ -14,9 +14,9 @@ from compose_operator.settings import Sharing as SharingSettings
 from compose_operator.shell import kube
 from compose_operator.shell.controller import Controller
 from compose_operator.shell.metrics import Metrics
-from compose_operator.shell.reconcile import FINALIZER, Reconciler, Sharing, real_core
+from compose_operator.shell.reconcile import FINALIZER, Sharing, real_core
 from compose_operator.shell.sharing import SharingIndex
-from shell_fakes import FakeApi
+from shell_fakes import FakeApi, WatchedReconciler
 
 NOW = "2026-11-29T10:00:00Z"
 TRUSTED = Settings(sharing=SharingSettings(offer_namespaces=("platform",)))
@@ -196,10 +196,10 @@ def test_index_updates_wait_for_the_next_event_handler() -> None:
     controller.app_observed(("team-a", "chat"), app("team-a", "chat", TEAM))
     controller.app_observed(("platform", "models"), app("platform", "models", PLATFORM))
     assert queue.enqueued == []
-    controller.app_changed(("platform", "models"))
+    controller.flush()  # the first event handler kopf runs once every index is built
     assert queue.enqueued == [("platform", "models"), ("team-a", "chat")]
     assert metrics.offers._value.get() == 1
-    controller.app_deleted(("platform", "models"))
+    controller.app_deleted(("platform", "models"), app("platform", "models", PLATFORM))
     assert queue.enqueued[-1] == ("team-a", "chat")
 
 
@@ -228,11 +228,11 @@ def offer_view(compose: str = PLATFORM, served: Any = None) -> Sharing:
     return Sharing(offers=offers, served=served or {})
 
 
-def reconciler(api: FakeApi, sharing: str = "prefer", **settings: Any) -> Reconciler:
+def reconciler(api: FakeApi, sharing: str = "prefer", **settings: Any) -> WatchedReconciler:
     # Per-model URLs, so the env shows where each binding points; the gateway: test_sharing.py.
     settings.setdefault("model_endpoint", "direct")
     trust = SharingSettings(policy=sharing, offer_namespaces=("platform",))  # type: ignore[arg-type]
-    return Reconciler(api, Settings(sharing=trust, **settings), core=real_core(), now=lambda: NOW)
+    return WatchedReconciler(api, Settings(sharing=trust, **settings), now=lambda: NOW)
 
 
 def live_status(api: FakeApi, namespace: str, name: str) -> dict[str, Any]:
@@ -455,7 +455,7 @@ class SharingController:
     def app_observed(self, key: tuple[str, str], body: Any) -> None:
         self.calls.append(("observed", key))
 
-    def namespace_changed(self, namespace: str) -> None:
+    def namespace_changed(self, namespace: str, body: Any, *, deleted: bool) -> None:
         self.calls.append(("namespace", namespace))
 
 
@@ -478,7 +478,8 @@ def test_handlers_feed_the_index_and_watch_namespaces_only_when_asked() -> None:
     index_fn: Any = indexes["sharing"].fn
     namespace_fn: Any = watching["namespace-event"].fn
     assert asyncio.run(index_fn(namespace="team-a", name="chat", body=body)) is None
-    asyncio.run(namespace_fn(name="team-a", type="MODIFIED"))
+    namespace = {"metadata": {"name": "team-a", "labels": {"tier": "gold"}}}
+    asyncio.run(namespace_fn(name="team-a", type="MODIFIED", body=namespace))
     assert controller.calls == [("observed", ("team-a", "chat")), ("namespace", "team-a")]
     assert controller.parsed_in and threading.get_ident() not in controller.parsed_in, (
         "the Compose text is parsed in a worker thread, never on the event loop"
@@ -511,14 +512,12 @@ def test_a_suspended_or_invalid_consumer_releases_its_binding(
     assert not index.view(("platform", "models")).serving
 
 
-def by_labels(api: FakeApi, sharing: str = "prefer") -> Reconciler:
+def by_labels(api: FakeApi, sharing: str = "prefer") -> WatchedReconciler:
     trust = SharingSettings(
         policy=sharing,  # type: ignore[arg-type]
         offer_namespace_selector={"matchLabels": {"compose-operator.io/offers": "true"}},
     )
-    return Reconciler(
-        api, Settings(sharing=trust, model_endpoint="direct"), core=real_core(), now=lambda: NOW
-    )
+    return WatchedReconciler(api, Settings(sharing=trust, model_endpoint="direct"), now=lambda: NOW)
 
 
 def namespace(name: str, **labels: str) -> dict[str, Any]:

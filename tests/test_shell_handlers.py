@@ -11,18 +11,30 @@ import pytest
 
 from compose_operator.settings import Settings
 from compose_operator.shell import handlers
-from compose_operator.shell.reconcile import APP_LABEL, real_core
+from compose_operator.shell.reconcile import real_core
 
 
 class RecordingController:
     def __init__(self) -> None:
-        self.calls: list[tuple[str, tuple[str, str]]] = []
+        self.calls: list[tuple[str, Any]] = []
 
-    def app_changed(self, key: tuple[str, str]) -> None:
-        self.calls.append(("changed", key))
+    def prepare(self, key: tuple[str, str], spec: Any, generation: Any) -> None:
+        pass
 
-    def app_deleted(self, key: tuple[str, str]) -> None:
+    def app_observed(self, key: tuple[str, str], body: Any) -> None:
+        self.calls.append(("observed", key))
+
+    def app_deleted(self, key: tuple[str, str], body: Any) -> None:
         self.calls.append(("deleted", key))
+
+    def object_observed(self, kind: str, body: Any) -> None:
+        self.calls.append(("object", (kind, body["metadata"]["name"])))
+
+    def object_deleted(self, kind: str, body: Any) -> None:
+        self.calls.append(("object deleted", (kind, body["metadata"]["name"])))
+
+    def flush(self) -> None:
+        self.calls.append(("flush", None))
 
     def trigger(self, key: tuple[str, str]) -> None:
         self.calls.append(("trigger", key))
@@ -55,60 +67,77 @@ def test_no_handler_makes_kopf_write_to_objects(registry: kopf.OperatorRegistry)
     assert [h.id for h in registry._webhooks.get_all_handlers()] == ["validate-compose"]
 
 
-def test_events_forward_the_app_key(
+def test_events_feed_the_index_then_enqueue_what_it_says_changed(
     registry: kopf.OperatorRegistry, controller: RecordingController
 ) -> None:
     found = watching(registry)
-    call(found["compose-app-event"], type=None, namespace="ns", name="chat")
-    call(found["compose-app-event"], type="DELETED", namespace="ns", name="chat")
-    meta_labels = {"labels": {"compose-operator.io/app": "chat"}}
-    call(found["deployments-labels-compose-operator.io/app"], namespace="ns", meta=meta_labels)
-    meta_annotations = {"annotations": {"compose-operator.io/bound-by": "chat"}}
-    call(
-        found["deployments-annotations-compose-operator.io/bound-by"],
-        namespace="ns",
-        meta=meta_annotations,
-    )
+    indexes = {h.id: h for h in registry._indexing.get_all_handlers()}
+    app = {"metadata": {"name": "chat", "namespace": "ns"}}
+    deployment = {"metadata": {"name": "chat-llm", "namespace": "ns"}}
+    call(indexes["sharing"], namespace="ns", name="chat", body=app)
+    call(found["compose-app-event"], type=None, namespace="ns", name="chat", body=app)
+    call(indexes["live-deployments"], body=deployment)
+    call(found["deployments-event"], type="MODIFIED", body=deployment)
+    call(found["deployments-event"], type="DELETED", body=deployment)
+    call(found["compose-app-event"], type="DELETED", namespace="ns", name="chat", body=app)
     index = {("ns", "chat-compose"): ["chat", "other"]}
-    event = found["config-map-event"]
-    call(event, namespace="ns", name="chat-compose", compose_sources=index, meta={})
-    call(event, namespace="ns", name="unrelated", compose_sources=index, meta={})
-    gateway_routes = {"labels": {APP_LABEL: "gw"}}  # the model gateway's routing table
-    call(event, namespace="ns", name="gw-models", compose_sources=index, meta=gateway_routes)
+    call(
+        found["config-map-event"],
+        type="MODIFIED",
+        namespace="ns",
+        name="chat-compose",
+        body={"metadata": {"name": "chat-compose"}},
+        compose_sources=index,
+    )
     assert controller.calls == [
-        ("changed", ("ns", "chat")),
+        ("observed", ("ns", "chat")),
+        ("flush", None),
+        ("object", ("Deployment", "chat-llm")),
+        ("flush", None),
+        ("object deleted", ("Deployment", "chat-llm")),
         ("deleted", ("ns", "chat")),
-        ("trigger", ("ns", "chat")),
-        ("trigger", ("ns", "chat")),
+        ("flush", None),
         ("trigger", ("ns", "chat")),
         ("trigger", ("ns", "other")),
-        ("trigger", ("ns", "gw")),
     ]
 
 
-def test_owned_object_handlers_filter_on_our_marks(registry: kopf.OperatorRegistry) -> None:
-    filters: dict[str, Any] = {
-        h.id: (h.labels, h.annotations)
-        for h in registry._watching.get_all_handlers()
-        if h.id.startswith(("deployments", "services", "persistentvolumeclaims", "pods"))
+@pytest.mark.parametrize("network_policies", [False, True])
+def test_every_watch_but_the_apps_is_filtered_by_the_api_server(network_policies: bool) -> None:
+    registry = kopf.OperatorRegistry()
+    handlers.register(registry, RecordingController(), network_policies=network_policies)  # type: ignore[arg-type]
+    settings = kopf.OperatorSettings()
+    handlers.label_selectors(settings, network_policies=network_policies)
+    watched = {
+        (h.selector.group or "", str(h.selector.any_name))
+        for h in [*registry._indexing.get_all_handlers(), *registry._watching.get_all_handlers()]
+        if h.selector is not None
     }
-    assert set(filters) == {
-        "deployments-labels-compose-operator.io/app",
-        "services-labels-compose-operator.io/app",
-        "persistentvolumeclaims-labels-compose-operator.io/app",
-        "pods-labels-compose-operator.io/app",
-        "deployments-annotations-compose-operator.io/app",
-        "deployments-annotations-compose-operator.io/bound-by",
+    selectors = {
+        (group, plural): settings.watching.label_selectors.collect(
+            kopf.Resource(group, "v1", plural, namespaced=True)
+        )
+        for group, plural in sorted(watched)
     }
-    assert filters["services-labels-compose-operator.io/app"] == (
-        {"compose-operator.io/app": kopf.PRESENT},
-        None,
+    expected = {
+        ("compose-operator.io", "composeapps"): [],
+        ("apps", "deployments"): ["compose-operator.io/app"],
+        ("", "services"): ["compose-operator.io/app"],
+        ("", "persistentvolumeclaims"): ["compose-operator.io/app"],
+        ("", "pods"): ["compose-operator.io/app"],
+        ("", "configmaps"): ["compose-operator.io/app"],
+    }
+    if network_policies:
+        expected["networking.k8s.io", "networkpolicies"] = ["compose-operator.io/app"]
+    assert selectors == expected
+    assert all(h.labels is None for h in registry._watching.get_all_handlers()), (
+        "no client-side label filters: the API server sends only what matches"
     )
 
 
 def test_the_index_maps_config_maps_to_apps(registry: kopf.OperatorRegistry) -> None:
     indexes = {h.id: h for h in registry._indexing.get_all_handlers()}
-    assert set(indexes) == {"compose_sources", "sharing"}, "kopf passes each index by its id"
+    assert {"compose_sources", "sharing"} <= set(indexes), "kopf passes each index by its id"
     index = indexes["compose_sources"]
     ref = {"composeFrom": {"configMapKeyRef": {"name": "chat-compose", "key": "compose.yaml"}}}
     assert call(index, namespace="ns", name="chat", spec=ref) == {("ns", "chat-compose"): "chat"}

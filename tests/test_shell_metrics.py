@@ -5,8 +5,7 @@ from __future__ import annotations
 from compose_operator.settings import Settings
 from compose_operator.shell import kube
 from compose_operator.shell.metrics import Metrics
-from compose_operator.shell.reconcile import Reconciler, real_core
-from shell_fakes import FakeApi
+from shell_fakes import FakeApi, WatchedReconciler
 from test_shell_reconcile import COMPOSE, compose_app
 
 
@@ -32,9 +31,7 @@ def test_apply_requests_and_readiness_are_counted() -> None:
     api = CountingApi()
     api.metrics = metrics
     api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE))
-    report = Reconciler(api, Settings(), core=real_core(), now=lambda: "t").reconcile(
-        "team", "chat"
-    )
+    report = WatchedReconciler(api, Settings(), now=lambda: "t").reconcile("team", "chat")
     metrics.record_app(
         ("team", "chat"), ready=report.ready, models=report.models, ready_models=report.ready_models
     )

@@ -11,8 +11,7 @@ import pytest
 from compose_operator.render.projectfiles import DIGEST_ANNOTATION
 from compose_operator.settings import Settings
 from compose_operator.shell import kube
-from compose_operator.shell.reconcile import Reconciler, real_core
-from shell_fakes import FakeApi
+from shell_fakes import FakeApi, WatchedReconciler
 from test_shell_reconcile import APP, NOW, NS, available, compose_app, conditions, verbs
 
 AGENT = """\
@@ -44,8 +43,8 @@ def api() -> FakeApi:
 
 
 @pytest.fixture
-def reconciler(api: FakeApi) -> Reconciler:
-    return Reconciler(api, Settings(), core=real_core(), now=lambda: NOW)
+def reconciler(api: FakeApi) -> WatchedReconciler:
+    return WatchedReconciler(api, Settings(), now=lambda: NOW)
 
 
 def app_status(api: FakeApi) -> dict[str, Any]:
@@ -63,7 +62,7 @@ def template(api: FakeApi, name: str) -> dict[str, Any]:
 
 
 def test_project_files_and_configs_are_owned_configmaps_applied_before_the_pods(
-    api: FakeApi, reconciler: Reconciler
+    api: FakeApi, reconciler: WatchedReconciler
 ) -> None:
     api.seed(kube.SECRETS, API_KEY)
     api.seed(kube.COMPOSE_APPS, compose_app(AGENT, files=FILES, images=IMAGES))
@@ -90,7 +89,7 @@ def test_project_files_and_configs_are_owned_configmaps_applied_before_the_pods(
 
 
 def test_an_edited_file_rolls_the_pods_and_a_dropped_config_is_pruned(
-    api: FakeApi, reconciler: Reconciler
+    api: FakeApi, reconciler: WatchedReconciler
 ) -> None:
     api.seed(kube.SECRETS, API_KEY)
     api.seed(kube.COMPOSE_APPS, compose_app(AGENT, files=FILES, images=IMAGES))
@@ -110,7 +109,7 @@ def test_an_edited_file_rolls_the_pods_and_a_dropped_config_is_pruned(
 
 
 def test_a_file_kept_in_its_own_configmap_is_read_and_mounted_from_there(
-    api: FakeApi, reconciler: Reconciler
+    api: FakeApi, reconciler: WatchedReconciler
 ) -> None:
     compose = (
         "services:\n  db:\n    image: sqlite\n    volumes: ['./Chinook.db:/data/Chinook.db']\n"
@@ -144,7 +143,7 @@ def test_a_file_kept_in_its_own_configmap_is_read_and_mounted_from_there(
 
 
 def test_a_missing_secret_is_named_with_how_to_make_it_until_it_exists(
-    api: FakeApi, reconciler: Reconciler
+    api: FakeApi, reconciler: WatchedReconciler
 ) -> None:
     api.seed(kube.COMPOSE_APPS, compose_app(AGENT, files=FILES, images=IMAGES))
 
@@ -179,7 +178,7 @@ def test_a_missing_secret_is_named_with_how_to_make_it_until_it_exists(
     assert "message" not in app_status(api)["services"][0]
 
 
-def test_invalid_spec_files_are_an_invalid_app(api: FakeApi, reconciler: Reconciler) -> None:
+def test_invalid_spec_files_are_an_invalid_app(api: FakeApi, reconciler: WatchedReconciler) -> None:
     api.seed(
         kube.COMPOSE_APPS,
         compose_app(AGENT, files=[{"path": "../etc/passwd", "content": "x"}], images=IMAGES),

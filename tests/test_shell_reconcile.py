@@ -14,11 +14,9 @@ from compose_operator.shell.reconcile import (
     BOUND_BY_ANNOTATION,
     FINALIZER,
     HASH_ANNOTATION,
-    Reconciler,
     is_subset,
-    real_core,
 )
-from shell_fakes import FakeApi, Request
+from shell_fakes import FakeApi, Request, WatchedReconciler
 
 NS = "team"
 APP = "chat"
@@ -127,8 +125,8 @@ def api() -> FakeApi:
 
 
 @pytest.fixture
-def reconciler(api: FakeApi) -> Reconciler:
-    return Reconciler(api, DIRECT, core=real_core(), now=lambda: NOW)
+def reconciler(api: FakeApi) -> WatchedReconciler:
+    return WatchedReconciler(api, DIRECT, now=lambda: NOW)
 
 
 def verbs(requests: list[Request]) -> list[tuple[str, str, str]]:
@@ -153,7 +151,7 @@ def set_spec(api: FakeApi, compose: str) -> None:
 
 
 def test_first_reconcile_applies_each_object_once_and_writes_status_once(
-    api: FakeApi, reconciler: Reconciler
+    api: FakeApi, reconciler: WatchedReconciler
 ) -> None:
     api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE))
 
@@ -189,7 +187,9 @@ def test_first_reconcile_applies_each_object_once_and_writes_status_once(
     assert api.events == []
 
 
-def test_second_identical_reconcile_sends_no_writes(api: FakeApi, reconciler: Reconciler) -> None:
+def test_second_identical_reconcile_sends_no_writes(
+    api: FakeApi, reconciler: WatchedReconciler
+) -> None:
     api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE))
     reconciler.reconcile(NS, APP)
     api.clear()
@@ -200,7 +200,9 @@ def test_second_identical_reconcile_sends_no_writes(api: FakeApi, reconciler: Re
     assert report.result == "unchanged"
 
 
-def test_a_resync_without_drift_sends_no_writes(api: FakeApi, reconciler: Reconciler) -> None:
+def test_a_resync_without_drift_sends_no_writes(
+    api: FakeApi, reconciler: WatchedReconciler
+) -> None:
     api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE))
     reconciler.reconcile(NS, APP)
     api.clear()
@@ -211,7 +213,7 @@ def test_a_resync_without_drift_sends_no_writes(api: FakeApi, reconciler: Reconc
 
 
 def test_becoming_available_writes_status_and_a_ready_event_only(
-    api: FakeApi, reconciler: Reconciler
+    api: FakeApi, reconciler: WatchedReconciler
 ) -> None:
     api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE))
     reconciler.reconcile(NS, APP)
@@ -242,7 +244,7 @@ def test_becoming_available_writes_status_and_a_ready_event_only(
 
 
 def test_drift_is_repaired_by_the_resync_but_not_on_events(
-    api: FakeApi, reconciler: Reconciler
+    api: FakeApi, reconciler: WatchedReconciler
 ) -> None:
     api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE))
     reconciler.reconcile(NS, APP)
@@ -259,7 +261,7 @@ def test_drift_is_repaired_by_the_resync_but_not_on_events(
     assert web["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx"
 
 
-def test_a_changed_object_is_applied_again(api: FakeApi, reconciler: Reconciler) -> None:
+def test_a_changed_object_is_applied_again(api: FakeApi, reconciler: WatchedReconciler) -> None:
     api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE))
     reconciler.reconcile(NS, APP)
     api.clear()
@@ -282,7 +284,7 @@ def test_a_changed_object_is_applied_again(api: FakeApi, reconciler: Reconciler)
 
 
 def test_invalid_compose_writes_nothing_but_status_and_one_warning(
-    api: FakeApi, reconciler: Reconciler
+    api: FakeApi, reconciler: WatchedReconciler
 ) -> None:
     api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE))
     reconciler.reconcile(NS, APP)
@@ -310,7 +312,7 @@ def test_invalid_compose_writes_nothing_but_status_and_one_warning(
 
 
 def test_a_removed_model_is_pruned_and_foreign_objects_are_kept(
-    api: FakeApi, reconciler: Reconciler
+    api: FakeApi, reconciler: WatchedReconciler
 ) -> None:
     api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE))
     reconciler.reconcile(NS, APP)
@@ -338,20 +340,30 @@ def test_a_removed_model_is_pruned_and_foreign_objects_are_kept(
 
 
 def test_a_name_taken_by_another_owner_applies_nothing(
-    api: FakeApi, reconciler: Reconciler
+    api: FakeApi, reconciler: WatchedReconciler
 ) -> None:
     api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE))
     api.seed(kube.DEPLOYMENTS, user_deployment("web"))
 
     reconciler.reconcile(NS, APP)
 
+    # No watch delivers the user's Deployment (it lacks our label): each new name is read once
+    # before anything is created, and a taken one stops the reconcile before any write.
+    assert verbs(api.reads()) == [
+        ("get", "services", "chat-embed"),
+        ("get", "services", "chat-llm"),
+        ("get", "services", "web"),
+        ("get", "deployments", "chat-embed"),
+        ("get", "deployments", "chat-llm"),
+        ("get", "deployments", "web"),
+    ]
     assert [w.verb for w in api.writes()] == ["patch", "create"]
     assert conditions(api)["Stalled"] == ("True", "NameConflict")
     assert "Deployment/web" in app_status(api)["conditions"][0]["message"]
 
 
 def test_an_opted_in_deployment_gets_only_env_under_a_finalizer(
-    api: FakeApi, reconciler: Reconciler
+    api: FakeApi, reconciler: WatchedReconciler
 ) -> None:
     api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE_BOUND))
     original = api.seed(
@@ -399,7 +411,7 @@ def test_an_opted_in_deployment_gets_only_env_under_a_finalizer(
 
 
 def test_a_deployment_that_did_not_opt_in_is_refused_untouched(
-    api: FakeApi, reconciler: Reconciler
+    api: FakeApi, reconciler: WatchedReconciler
 ) -> None:
     api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE_BOUND))
     api.seed(kube.DEPLOYMENTS, user_deployment("worker"))
@@ -418,7 +430,7 @@ def test_a_deployment_that_did_not_opt_in_is_refused_untouched(
 
 
 def test_a_removed_binding_restores_the_deployment_and_drops_the_finalizer(
-    api: FakeApi, reconciler: Reconciler
+    api: FakeApi, reconciler: WatchedReconciler
 ) -> None:
     api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE_BOUND))
     api.seed(kube.DEPLOYMENTS, user_deployment("worker", {"compose-operator.io/app": APP}))
@@ -443,7 +455,7 @@ def test_a_removed_binding_restores_the_deployment_and_drops_the_finalizer(
 
 
 def test_deleting_the_app_restores_bound_deployments_then_releases_it(
-    api: FakeApi, reconciler: Reconciler
+    api: FakeApi, reconciler: WatchedReconciler
 ) -> None:
     api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE_BOUND))
     api.seed(kube.DEPLOYMENTS, user_deployment("worker", {"compose-operator.io/app": APP}))
@@ -464,7 +476,7 @@ def test_deleting_the_app_restores_bound_deployments_then_releases_it(
 
 
 def test_deleting_an_app_without_bindings_writes_nothing(
-    api: FakeApi, reconciler: Reconciler
+    api: FakeApi, reconciler: WatchedReconciler
 ) -> None:
     api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE))
     reconciler.reconcile(NS, APP)
@@ -475,7 +487,9 @@ def test_deleting_an_app_without_bindings_writes_nothing(
     assert api.writes() == []
 
 
-def test_a_missing_config_map_is_reported_and_retried(api: FakeApi, reconciler: Reconciler) -> None:
+def test_a_missing_config_map_is_reported_and_retried(
+    api: FakeApi, reconciler: WatchedReconciler
+) -> None:
     ref = {"configMapKeyRef": {"name": "chat-compose", "key": "compose.yaml"}}
     api.seed(kube.COMPOSE_APPS, compose_app("", composeFrom=ref))
 
@@ -495,7 +509,7 @@ def test_a_missing_config_map_is_reported_and_retried(api: FakeApi, reconciler: 
     assert conditions(api)["Ready"] == ("False", "NotReady")
 
 
-def test_environment_reaches_interpolation(api: FakeApi, reconciler: Reconciler) -> None:
+def test_environment_reaches_interpolation(api: FakeApi, reconciler: WatchedReconciler) -> None:
     api.seed(
         kube.COMPOSE_APPS,
         compose_app(
@@ -508,13 +522,15 @@ def test_environment_reaches_interpolation(api: FakeApi, reconciler: Reconciler)
     assert web["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.2"
 
 
-def test_a_suspended_app_is_left_alone(api: FakeApi, reconciler: Reconciler) -> None:
+def test_a_suspended_app_is_left_alone(api: FakeApi, reconciler: WatchedReconciler) -> None:
     api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE, suspend=True))
     assert reconciler.reconcile(NS, APP).result == "suspended"
     assert api.writes() == []
 
 
-def test_unschedulable_and_crashing_models_say_why(api: FakeApi, reconciler: Reconciler) -> None:
+def test_unschedulable_and_crashing_models_say_why(
+    api: FakeApi, reconciler: WatchedReconciler
+) -> None:
     api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE))
     reconciler.reconcile(NS, APP)
     api.set_status(kube.DEPLOYMENTS, NS, "web", available())
@@ -579,15 +595,11 @@ def test_unschedulable_and_crashing_models_say_why(api: FakeApi, reconciler: Rec
         "llm": "pod chat-llm-1 cannot be scheduled: 0/5 nodes are available: 5 node(s) didn't "
         "match Pod's node affinity/selector.",
     }
-    pod_lists = [r.body for r in api.requests if r.verb == "list" and r.resource == "pods"]
-    assert pod_lists == [
-        "compose-operator.io/app=chat,compose-operator.io/model=embed",
-        "compose-operator.io/app=chat,compose-operator.io/model=llm",
-    ]
+    assert api.reads() == [], "pods come from the watch-fed index"
 
 
 def test_an_engine_crashing_with_sigill_stalls_the_app_after_the_threshold(api: FakeApi) -> None:
-    reconciler = Reconciler(api, Settings(stall_after_crashes=2), core=real_core(), now=lambda: NOW)
+    reconciler = WatchedReconciler(api, Settings(stall_after_crashes=2), now=lambda: NOW)
     api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE_ONE_MODEL))
     reconciler.reconcile(NS, APP)
     api.set_status(kube.DEPLOYMENTS, NS, "web", available())
@@ -649,8 +661,109 @@ def test_is_subset(desired: Any, live: Any, expected: bool) -> None:
     assert is_subset(desired, live) is expected
 
 
+# The watch-fed index: reconciles read nothing, and events that change nothing cost nothing.
+
+
+def test_a_warm_index_leaves_the_api_unread_from_creation_to_resync(
+    api: FakeApi, reconciler: WatchedReconciler
+) -> None:
+    api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE))
+    reconciler.reconcile(NS, APP)
+    for name in ("chat-embed", "chat-llm", "web"):
+        api.set_status(kube.DEPLOYMENTS, NS, name, available())
+    reconciler.reconcile(NS, APP)
+    reconciler.reconcile(NS, APP)
+    reconciler.reconcile(NS, APP, check_drift=True)
+
+    # The only reads: whether each new name is free, once, when the objects are created.
+    assert [r.verb for r in api.reads()] == ["get"] * 6
+    assert [w.verb for w in api.writes()] == ["apply"] * 6 + ["patch", "patch", "create"]
+    api.clear()
+    for _ in range(3):
+        reconciler.reconcile(NS, APP)
+        reconciler.reconcile(NS, APP, check_drift=True)
+    assert api.requests == []
+
+
+def test_events_that_change_no_fact_of_the_status_trigger_nothing() -> None:
+    from compose_operator.shell.index import LiveIndex
+
+    index = LiveIndex()
+    app = compose_app(COMPOSE) | {"status": {"observedGeneration": 1}}
+    app["metadata"]["resourceVersion"] = "5"
+    assert index.observe("ComposeApp", app) == (NS, APP)
+    ours = copy.deepcopy(app)
+    ours["metadata"]["resourceVersion"] = "6"
+    ours["status"] = {"observedGeneration": 1, "conditions": []}
+    assert index.observe("ComposeApp", ours) is None, "our own status patch"
+    edited = copy.deepcopy(ours)
+    edited["metadata"] |= {"resourceVersion": "7", "generation": 2}
+    assert index.observe("ComposeApp", edited) == (NS, APP)
+
+    labels = {"compose-operator.io/app": APP}
+    pod = {
+        "metadata": {"name": "chat-llm-1", "namespace": NS, "labels": labels},
+        "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False"}]},
+    }
+    assert index.observe("Pod", pod) == (NS, APP)
+    heartbeat = copy.deepcopy(pod)
+    heartbeat["status"]["conditions"][0]["lastProbeTime"] = NOW
+    heartbeat["metadata"]["resourceVersion"] = "9"
+    assert index.observe("Pod", heartbeat) is None
+    crashing = copy.deepcopy(pod)
+    crashing["status"]["containerStatuses"] = [
+        {"name": "engine", "state": {"waiting": {"reason": "CrashLoopBackOff"}}}
+    ]
+    assert index.observe("Pod", crashing) == (NS, APP)
+
+    deployment = {
+        "kind": "Deployment",
+        "metadata": {"name": "chat-llm", "namespace": NS, "labels": labels, "resourceVersion": "8"},
+    }
+    index.written(deployment)
+    assert index.observe("Deployment", deployment) is None, "the watch event of our own apply"
+    stale = copy.deepcopy(deployment)
+    stale["metadata"]["resourceVersion"] = "4"
+    assert index.observe("Deployment", stale) is None
+    state = index.state(NS, APP)
+    assert state is not None
+    assert state.objects["Deployment", "chat-llm"]["metadata"]["resourceVersion"] == "8"
+
+
+def test_a_compose_config_map_is_read_once_unless_it_carries_the_app_label(
+    api: FakeApi, reconciler: WatchedReconciler
+) -> None:
+    ref = {"configMapKeyRef": {"name": "chat-compose", "key": "compose.yaml"}}
+    api.seed(kube.COMPOSE_APPS, compose_app("", composeFrom=ref))
+    config_map = {
+        "metadata": {"name": "chat-compose", "namespace": NS},
+        "data": {"compose.yaml": COMPOSE},
+    }
+    api.seed(kube.CONFIG_MAPS, config_map)
+    reconciler.reconcile(NS, APP)
+    reconciler.reconcile(NS, APP)
+    config_map_reads = [r for r in api.reads() if r.resource == "configmaps"]
+    assert verbs(config_map_reads) == [("get", "configmaps", "chat-compose")]
+    api.clear()
+    reconciler.reconcile(NS, APP, check_drift=True)
+    assert verbs(api.reads()) == [("get", "configmaps", "chat-compose")], (
+        "a resync reads an unwatched ConfigMap again"
+    )
+
+    api.others["configmaps", NS, "chat-compose"]["metadata"]["labels"] = {
+        "compose-operator.io/app": APP
+    }
+    api.clear()
+    reconciler.reconcile(NS, APP, check_drift=True)
+    reconciler.reconcile(NS, APP)
+    assert api.reads() == [], "a labelled ConfigMap comes with the watch"
+
+
+# Issue 12: bindings without force, opt-in by UID, no binding held while suspended/invalid.
+
+
 def test_a_value_helm_set_is_a_conflict_reported_and_never_taken_over(
-    api: FakeApi, reconciler: Reconciler
+    api: FakeApi, reconciler: WatchedReconciler
 ) -> None:
     """Issue 12: a forced apply took over same-named values other managers set, and releasing
     the binding then deleted them."""
@@ -678,14 +791,16 @@ def test_a_value_helm_set_is_a_conflict_reported_and_never_taken_over(
     assert api.live(kube.DEPLOYMENTS, NS, "worker") == before, "releasing deletes nothing"
 
 
-def test_the_opt_in_may_name_the_apps_uid(api: FakeApi, reconciler: Reconciler) -> None:
+def test_the_opt_in_may_name_the_apps_uid(api: FakeApi, reconciler: WatchedReconciler) -> None:
     api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE_BOUND))
     api.seed(kube.DEPLOYMENTS, user_deployment("worker", {"compose-operator.io/app": "app-uid"}))
     reconciler.reconcile(NS, APP)
     assert app_status(api)["services"][0]["mode"] == "patched"
 
 
-def test_an_opt_in_naming_another_uid_is_refused(api: FakeApi, reconciler: Reconciler) -> None:
+def test_an_opt_in_naming_another_uid_is_refused(
+    api: FakeApi, reconciler: WatchedReconciler
+) -> None:
     """An opt-in pinned to an earlier ComposeApp of the same name does not carry over."""
     api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE_BOUND))
     api.seed(kube.DEPLOYMENTS, user_deployment("worker", {"compose-operator.io/app": "old-uid"}))
@@ -695,7 +810,9 @@ def test_an_opt_in_naming_another_uid_is_refused(api: FakeApi, reconciler: Recon
     assert "(or this ComposeApp's UID, app-uid)" in service["message"]
 
 
-def test_suspended_and_invalid_apps_hold_no_binding(api: FakeApi, reconciler: Reconciler) -> None:
+def test_suspended_and_invalid_apps_hold_no_binding(
+    api: FakeApi, reconciler: WatchedReconciler
+) -> None:
     """Issue 12: a suspended or invalid consumer kept an offer serving forever, so the
     offering app's deletion waited indefinitely."""
     api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE, suspend=True))
@@ -707,7 +824,7 @@ def test_suspended_and_invalid_apps_hold_no_binding(api: FakeApi, reconciler: Re
 
 
 def test_a_pod_security_refusal_is_quoted_from_the_replica_failure(
-    api: FakeApi, reconciler: Reconciler
+    api: FakeApi, reconciler: WatchedReconciler
 ) -> None:
     api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE_ONE_MODEL))
     reconciler.reconcile(NS, APP)
@@ -742,12 +859,12 @@ def test_a_pod_security_refusal_is_quoted_from_the_replica_failure(
 
 
 @pytest.fixture
-def gateway_reconciler(api: FakeApi) -> Reconciler:
-    return Reconciler(api, Settings(), core=real_core(), now=lambda: NOW)
+def gateway_reconciler(api: FakeApi) -> WatchedReconciler:
+    return WatchedReconciler(api, Settings(), now=lambda: NOW)
 
 
 def test_the_gateway_is_applied_with_the_app_and_gates_ready(
-    api: FakeApi, gateway_reconciler: Reconciler
+    api: FakeApi, gateway_reconciler: WatchedReconciler
 ) -> None:
     api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE))
     gateway_reconciler.reconcile(NS, APP)
@@ -781,7 +898,7 @@ def test_the_gateway_is_applied_with_the_app_and_gates_ready(
 
 
 def test_the_gateway_objects_are_restored_when_deleted_and_pruned_when_unplanned(
-    api: FakeApi, gateway_reconciler: Reconciler
+    api: FakeApi, gateway_reconciler: WatchedReconciler
 ) -> None:
     api.seed(kube.COMPOSE_APPS, compose_app(COMPOSE))
     gateway_reconciler.reconcile(NS, APP)

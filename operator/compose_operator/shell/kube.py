@@ -21,6 +21,8 @@ Manifest = dict[str, Any]
 PatchType = Literal["merge", "json"]
 
 FIELD_MANAGER = "compose-operator"
+REQUEST_TIMEOUT = (5.0, 30.0)
+"""Connect and read timeouts (seconds): a hung request never holds a reconcile, or shutdown."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ CONFIG_MAPS = Resource("", "v1", "configmaps", "ConfigMap")
 SECRETS = Resource("", "v1", "secrets", "Secret")
 PODS = Resource("", "v1", "pods", "Pod")
 EVENTS = Resource("", "v1", "events", "Event")
+LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease")
 NAMESPACES = Resource("", "v1", "namespaces", "Namespace", namespaced=False)
 
 BY_KIND = {
@@ -73,6 +76,13 @@ class ApiError(Exception):
         self.status = status
         self.reason = reason
         super().__init__(f"{status} {reason}: {message}")
+
+
+class Refused(ApiError):
+    """The gate refused the request before it left: the operator is stopping or not leading."""
+
+    def __init__(self) -> None:
+        super().__init__(0, "Refused", "not sent: this replica is stopping or not leading")
 
 
 class Api(Protocol):
@@ -139,7 +149,9 @@ class KubeApi:
             method, path, header_params=headers, body=body, auth_settings=["BearerToken"]
         )
         try:
-            response = self._client.call_api(method, url, headers, body, post)
+            response = self._client.call_api(
+                method, url, headers, body, post, _request_timeout=REQUEST_TIMEOUT
+            )
         except (k8s.ApiException, urllib3.exceptions.HTTPError) as error:
             raise ApiError(0, type(error).__name__, str(error)) from error
         data: bytes = response.read()  # type: ignore[no-untyped-call]
@@ -211,3 +223,51 @@ class KubeApi:
 
     def create(self, resource: Resource, namespace: str, body: Manifest) -> Manifest:
         return self._call("create", resource, "POST", resource.path(namespace), body=body)
+
+
+class GatedApi:
+    """An `Api` whose every request first asks `allowed()`: only a leader that is not stopping
+    talks to the API server, and a stopping one ends its reconciles at their next request."""
+
+    def __init__(self, api: Api, allowed: Callable[[], bool]) -> None:
+        self._api = api
+        self._allowed = allowed
+
+    def _check(self) -> None:
+        if not self._allowed():
+            raise Refused
+
+    def get(self, resource: Resource, namespace: str, name: str) -> Manifest | None:
+        self._check()
+        return self._api.get(resource, namespace, name)
+
+    def list(self, resource: Resource, namespace: str, selector: str = "") -> list[Manifest]:
+        self._check()
+        return self._api.list(resource, namespace, selector)
+
+    def apply(self, resource: Resource, body: Manifest, *, force: bool = True) -> Manifest:
+        self._check()
+        return self._api.apply(resource, body, force=force)
+
+    def delete(self, resource: Resource, namespace: str, name: str, uid: str) -> None:
+        self._check()
+        self._api.delete(resource, namespace, name, uid)
+
+    def patch(
+        self,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        patch: Any,
+        *,
+        patch_type: PatchType = "merge",
+        subresource: str = "",
+    ) -> Manifest:
+        self._check()
+        return self._api.patch(
+            resource, namespace, name, patch, patch_type=patch_type, subresource=subresource
+        )
+
+    def create(self, resource: Resource, namespace: str, body: Manifest) -> Manifest:
+        self._check()
+        return self._api.create(resource, namespace, body)

@@ -1,62 +1,69 @@
-"""One level-based reconcile of one ComposeApp: read, plan, apply what differs, prune, report.
+"""One level-based reconcile of one ComposeApp: read the index, plan, diff, execute, report.
 
 Every trigger (the app changed, its ConfigMap changed, an owned object changed, the periodic
-resync) ends here, with the app's namespace and name; the app itself is read fresh, so a
-reconcile never acts on a stale body.
+resync) ends here, with the app's namespace and name. The live state comes from the watch-fed
+index (`shell/index.py`), so a reconcile sends no read: the API sees only writes, and the rare
+read no watch answers (a `composeFrom` ConfigMap or an opted-in Deployment without our label).
 
-Writes are the expensive, observable part, so steady state sends none:
-- each applied body carries `compose-operator.io/applied-hash`, a hash of the body itself;
-  an object whose live hash matches is not applied again. The periodic resync also compares
-  the fields we own with the live object (drift from `kubectl edit`) and re-applies on a
-  difference. Event-triggered reconciles skip that comparison: API-server defaults could
-  make a careless comparison see drift on every event.
-- the status is patched only when it differs, and Events are emitted only on transitions.
+The decisions are the pure `diff.diff` (apply, prune, release, finalizer, conflicts, each with
+its reason); `_execute` makes the calls; status is built from (plan, live, changes) and
+patched only when it differs, and Events are emitted only on transitions. So steady state sends
+nothing, and an event that changes nothing the status is built from sends nothing either.
 
-Invalid Compose applies and deletes nothing. Bound Deployments (services without `image`)
-are patched only when they carry the opt-in annotation (the app's name or UID); our env
-entries are applied under our field manager, never forced (a value another manager set is a
-conflict reported in status, never taken over), and released by applying an empty body, which
-leaves the Deployment exactly as its owner wrote it. The `compose-operator.io/bindings`
-finalizer exists only while such patches exist or the app offers models (x-kubernetes.offer:
-its deletion waits until no app is bound to it any more), so deleting any other app never
-waits on us. A suspended or invalid app holds no binding to an offer, so the offering app's
-deletion never waits on it.
+Invalid Compose applies and deletes nothing. Bound Deployments (services without `image`) are
+patched only when they carry the opt-in annotation; our env entries are applied under our field
+manager alone and released by applying an empty body, which leaves the Deployment exactly as its
+owner wrote it. The `compose-operator.io/bindings` finalizer exists only while such patches
+exist or the app offers models (x-kubernetes.offer: its deletion waits until no app is bound to
+it any more), so deleting any other app never waits on us.
 """
 
 from __future__ import annotations
 
 import base64
-import copy
-import hashlib
-import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import kopf
 
+from compose_operator import diff as diffing
 from compose_operator.compose import projectfiles
+from compose_operator.diff import (
+    APP_LABEL,
+    BOUND_BY_ANNOTATION,
+    FINALIZER,
+    HASH_ANNOTATION,
+    OPT_IN_ANNOTATION,
+    Changes,
+    is_subset,
+)
 from compose_operator.errors import ComposeError
-from compose_operator.plan import EnvBinding, Plan
+from compose_operator.plan import Plan
 from compose_operator.project import ComposeProject
 from compose_operator.render import sharing
 from compose_operator.settings import Settings
 from compose_operator.shell import kube, status
-from compose_operator.shell.kube import Api, ApiError, Manifest, Resource
+from compose_operator.shell.index import AppState, LiveIndex
+from compose_operator.shell.kube import Api, ApiError, Manifest
 
-APP_LABEL = "compose-operator.io/app"
-OPT_IN_ANNOTATION = "compose-operator.io/app"
-HASH_ANNOTATION = "compose-operator.io/applied-hash"
-BOUND_BY_ANNOTATION = "compose-operator.io/bound-by"
-FINALIZER = "compose-operator.io/bindings"
+__all__ = [
+    "APP_LABEL",
+    "BOUND_BY_ANNOTATION",
+    "FINALIZER",
+    "HASH_ANNOTATION",
+    "OPT_IN_ANNOTATION",
+    "Core",
+    "Reconciler",
+    "Report",
+    "Sharing",
+    "is_subset",
+    "real_core",
+]
+
 COMPONENT = "compose-operator"
 SECRET_RECHECK_SECONDS = 15.0
 """How soon a Secret the pods mount is looked for again while it is missing."""
-
-OWNED_KINDS: tuple[Resource, ...] = (kube.CONFIG_MAPS, kube.PVCS, kube.SERVICES, kube.DEPLOYMENTS)
-"""Kinds the plan may create and prune (ConfigMaps: the model gateway's routing table,
-the app's project files and configs).
-NetworkPolicies join when the settings enable them."""
 
 Result = Literal["applied", "unchanged", "invalid", "suspended", "deleted", "gone"]
 
@@ -119,141 +126,30 @@ class ComposeSourceMissing(Exception):
 
 
 class NameConflict(Exception):
-    """A planned object's name is taken by an object this app does not own."""
-
-
-def body_hash(body: Manifest) -> str:
-    """A stable hash of an apply body: same body, same hash."""
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:20]
-
-
-def with_hash(body: Manifest) -> Manifest:
-    hashed = copy.deepcopy(body)
-    annotations = hashed.setdefault("metadata", {}).setdefault("annotations", {})
-    annotations[HASH_ANNOTATION] = body_hash(body)
-    return hashed
-
-
-def owner_reference(app: Manifest) -> Manifest:
-    return {
-        "apiVersion": app["apiVersion"],
-        "kind": app["kind"],
-        "name": app["metadata"]["name"],
-        "uid": app["metadata"]["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
-
-
-def owned_body(obj: Manifest, app: Manifest) -> Manifest:
-    body = copy.deepcopy(obj)
-    metadata = body.setdefault("metadata", {})
-    metadata["namespace"] = app["metadata"]["namespace"]
-    metadata["ownerReferences"] = [owner_reference(app)]
-    return with_hash(body)
-
-
-def _named(items: list[Any]) -> bool:
-    return all(isinstance(item, Mapping) and "name" in item for item in items)
-
-
-def is_subset(desired: Any, live: Any) -> bool:
-    """Whether every field we set has the same value live.
-
-    Extra live fields are server defaults or other managers' fields, which an apply would not
-    change either; lists of named items (containers, env, ports) are matched by name for the
-    same reason.
-    """
-    if isinstance(desired, Mapping):
-        return isinstance(live, Mapping) and all(
-            key in live and is_subset(value, live[key]) for key, value in desired.items()
-        )
-    if isinstance(desired, list) and desired and _named(desired) and isinstance(live, list):
-        by_name = {item.get("name"): item for item in live if isinstance(item, Mapping)}
-        return all(
-            item["name"] in by_name and is_subset(item, by_name[item["name"]]) for item in desired
-        )
-    if isinstance(desired, list):
-        return (
-            isinstance(live, list)
-            and len(desired) == len(live)
-            and all(is_subset(d, v) for d, v in zip(desired, live, strict=True))
-        )
-    return bool(desired == live)
-
-
-def needs_apply(body: Manifest, live: Manifest | None, *, check_drift: bool) -> bool:
-    if live is None:
-        return True
-    live_hash = live.get("metadata", {}).get("annotations", {}).get(HASH_ANNOTATION)
-    if live_hash != body["metadata"]["annotations"][HASH_ANNOTATION]:
-        return True
-    return check_drift and not is_subset(body, live)
-
-
-def _owned_by(obj: Manifest, uid: str) -> bool:
-    return any(ref.get("uid") == uid for ref in obj.get("metadata", {}).get("ownerReferences", []))
-
-
-def _key(obj: Manifest) -> tuple[str, str]:
-    return obj["kind"], obj["metadata"]["name"]
-
-
-def _name(obj: Manifest) -> str:
-    return f"{obj['kind']}/{obj['metadata']['name']}"
-
-
-def read_compose(api: Api, app: Manifest) -> tuple[str, str]:
-    """The Compose text and the file name messages should name."""
-    spec = app.get("spec", {})
-    if "compose" in spec:
-        return spec["compose"], "spec.compose"
-    ref = spec.get("composeFrom", {}).get("configMapKeyRef", {})
-    namespace = app["metadata"]["namespace"]
-    config_map = api.get(kube.CONFIG_MAPS, namespace, ref.get("name", ""))
-    if config_map is None:
-        raise ComposeSourceMissing(f"ConfigMap {ref.get('name')} not found in {namespace}")
-    data = config_map.get("data", {})
-    if ref.get("key") not in data:
-        raise ComposeSourceMissing(f"ConfigMap {ref.get('name')} has no key {ref.get('key')}")
-    text: str = data[ref["key"]]
-    return text, f"configmap/{ref['name']}/{ref['key']}"
-
-
-def read_files(api: Api, app: Manifest, compose_bytes: int) -> projectfiles.CarriedFiles:
-    """spec.files, with the content of every ConfigMap key it refers to (binaryData decoded).
-
-    Raises ComposeSourceMissing for a ConfigMap or key that does not exist (yet), and
-    ComposeError for entries that are invalid whatever the cluster holds.
-    """
-    entries = app.get("spec", {}).get("files")
-    namespace = app["metadata"]["namespace"]
-    referenced: dict[tuple[str, str], str | bytes] = {}
-    for name, key in projectfiles.references(entries):
-        config_map = api.get(kube.CONFIG_MAPS, namespace, name)
-        if config_map is None:
-            raise ComposeSourceMissing(f"spec.files: ConfigMap {name} not found in {namespace}")
-        if key in config_map.get("data", {}):
-            referenced[name, key] = config_map["data"][key]
-        elif key in config_map.get("binaryData", {}):
-            referenced[name, key] = base64.b64decode(config_map["binaryData"][key])
-        else:
-            raise ComposeSourceMissing(f"spec.files: ConfigMap {name} has no key {key}")
-    return projectfiles.from_spec(entries, referenced, compose_bytes=compose_bytes)
+    """A planned object's name is held by an object this app does not own (a 409 on apply)."""
 
 
 class Reconciler:
-    """Reconciles ComposeApps through an `Api`; one instance serves every app."""
+    """Reconciles ComposeApps from the index, writing through an `Api`; serves every app.
 
-    def __init__(self, api: Api, settings: Settings, *, core: Core, now: Callable[[], str]) -> None:
+    Safe to call from several threads at once for different apps (the queue never runs one app
+    twice at a time): it keeps no state between calls besides the index.
+    """
+
+    def __init__(
+        self,
+        api: Api,
+        settings: Settings,
+        *,
+        core: Core,
+        now: Callable[[], str],
+        index: LiveIndex,
+    ) -> None:
         self.api = api
         self.settings = settings
         self.core = core
         self.now = now
-        kinds = list(OWNED_KINDS)
-        if settings.network_policies:
-            kinds.insert(0, kube.NETWORK_POLICIES)
-        self.owned_kinds = tuple(kinds)
+        self.index = index
 
     def reconcile(
         self,
@@ -264,59 +160,76 @@ class Reconciler:
         shared: Sharing | None = None,
     ) -> Report:
         """With `shared`, models bind to platform offers as the settings' policy says."""
-        app = self.api.get(kube.COMPOSE_APPS, namespace, name)
-        if app is None:
+        state = self.index.state(namespace, name)
+        if state is None:
             return Report(result="gone")
+        app = state.app
         if app["metadata"].get("deletionTimestamp"):
-            return self._finalize(app, shared or Sharing())
+            return self._finalize(state, shared or Sharing())
         if app.get("spec", {}).get("suspend"):
             return Report(result="suspended", bound={})
         report = Report()
         try:
-            text, file = read_compose(self.api, app)
-            plan = self._plan(app, text, file, shared, report)
+            text, file = self._read_compose(app, fresh=check_drift)
+            plan = self._plan(app, text, file, shared, report, check_drift=check_drift)
         except ComposeError as error:
             report.result = "invalid"
             report.bound = {}
-            self._report(
-                app, None, status.Outcome("InvalidCompose", tuple(error.messages)), {}, report
-            )
+            outcome = status.Outcome("InvalidCompose", tuple(error.messages))
+            self._report(state, None, outcome, {}, report)
             return report
         except ComposeSourceMissing as error:
-            self._report(
-                app, None, status.Outcome("ComposeSourceMissing", (str(error),)), {}, report
-            )
+            outcome = status.Outcome("ComposeSourceMissing", (str(error),))
+            self._report(state, None, outcome, {}, report)
             raise kopf.TemporaryError(str(error)) from error
         served, unready = (shared or Sharing()).served, (shared or Sharing()).unready
         if plan.waiting:
             messages = tuple(why for _, why in plan.waiting)
-            self._report(app, None, status.Outcome("WaitingForOffer", messages), {}, report)
+            self._report(state, None, status.Outcome("WaitingForOffer", messages), {}, report)
             return report
-        try:
-            deployments, refused = self._execute(
-                app, plan, report, check_drift=check_drift, serving=bool(shared and shared.serving)
+        live = dict(state.objects)
+        self._read_binding_targets(namespace, plan, live)
+        changes = diffing.diff(
+            plan,
+            live,
+            app=app,
+            check_drift=check_drift,
+            serving=bool(shared and shared.serving),
+            build_env_patch=self.core.build_env_patch,
+        )
+        taken = changes.conflicts
+        conflicted: dict[str, str] = {}
+        if not taken:
+            try:
+                conflicted = self._execute(app, changes, live, report)
+            except NameConflict as error:
+                taken = (str(error),)
+            except ApiError as error:
+                outcome = status.Outcome(
+                    "ReconcileFailed", (str(error),), served=served, unready_offers=unready
+                )
+                self._report(state, plan, outcome, {}, report)
+                raise kopf.TemporaryError(str(error)) from error
+        if taken:
+            message = "names already used by objects this ComposeApp does not own: " + ", ".join(
+                taken
             )
-        except NameConflict as error:
             outcome = status.Outcome(
-                "NameConflict", (str(error),), served=served, unready_offers=unready
+                "NameConflict", (message,), served=served, unready_offers=unready
             )
-            self._report(app, plan, outcome, {}, report)
+            self._report(state, plan, outcome, {}, report)
             return report
-        except ApiError as error:
-            outcome = status.Outcome(
-                "ReconcileFailed", (str(error),), served=served, unready_offers=unready
-            )
-            self._report(app, plan, outcome, {}, report)
-            raise kopf.TemporaryError(str(error)) from error
         missing = self._missing_secrets(namespace, plan)
         if plan.refusals:
             messages = tuple(why for _, why in plan.refusals)
             outcome = status.Outcome("SharingRefused", messages, served=served)
         else:
+            refused = {**(changes.refused or {}), **conflicted}
             outcome = status.Outcome(
                 refused=refused, served=served, unready_offers=unready, missing_secrets=missing
             )
-        self._report(app, plan, outcome, deployments, report)
+        deployments = {n: obj for (kind, n), obj in live.items() if kind == "Deployment"}
+        self._report(state, plan, outcome, deployments, report)
         if missing:
             # Secrets are only read by name (least privilege: no list or watch): look again.
             report.recheck_after = SECRET_RECHECK_SECONDS
@@ -336,8 +249,76 @@ class Reconciler:
                 )
         return missing
 
+    def _read_compose(self, app: Manifest, *, fresh: bool) -> tuple[str, str]:
+        """The Compose text and the file name messages should name.
+
+        A ConfigMap carrying the app label is watched; any other is read once and again at
+        each resync (`fresh`).
+        """
+        spec = app.get("spec", {})
+        if "compose" in spec:
+            return spec["compose"], "spec.compose"
+        ref = spec.get("composeFrom", {}).get("configMapKeyRef", {})
+        namespace = app["metadata"]["namespace"]
+        config_map = self._config_map(namespace, ref.get("name", ""), fresh=fresh)
+        if config_map is None:
+            raise ComposeSourceMissing(f"ConfigMap {ref.get('name')} not found in {namespace}")
+        data = config_map.get("data", {})
+        if ref.get("key") not in data:
+            raise ComposeSourceMissing(f"ConfigMap {ref.get('name')} has no key {ref.get('key')}")
+        text: str = data[ref["key"]]
+        return text, f"configmap/{ref['name']}/{ref['key']}"
+
+    def _config_map(self, namespace: str, name: str, *, fresh: bool) -> Manifest | None:
+        """A ConfigMap an app reads: from the index when a watch delivers it (labelled), else
+        read once and again at each resync (`fresh`)."""
+        config_map = self.index.config_map(namespace, name, fresh=fresh)
+        if config_map is None:
+            config_map = self.api.get(kube.CONFIG_MAPS, namespace, name)
+            self.index.remember_config_map(namespace, name, config_map)
+        return config_map
+
+    def _read_files(
+        self, app: Manifest, compose_bytes: int, *, fresh: bool
+    ) -> projectfiles.CarriedFiles:
+        """spec.files, with the content of every ConfigMap key it refers to (binaryData
+        decoded). Raises ComposeSourceMissing for a ConfigMap or key that does not exist
+        (yet), and ComposeError for entries that are invalid whatever the cluster holds."""
+        entries = app.get("spec", {}).get("files")
+        namespace = app["metadata"]["namespace"]
+        referenced: dict[tuple[str, str], str | bytes] = {}
+        for name, key in projectfiles.references(entries):
+            config_map = self._config_map(namespace, name, fresh=fresh)
+            if config_map is None:
+                raise ComposeSourceMissing(f"spec.files: ConfigMap {name} not found in {namespace}")
+            if key in config_map.get("data", {}):
+                referenced[name, key] = config_map["data"][key]
+            elif key in config_map.get("binaryData", {}):
+                referenced[name, key] = base64.b64decode(config_map["binaryData"][key])
+            else:
+                raise ComposeSourceMissing(f"spec.files: ConfigMap {name} has no key {key}")
+        return projectfiles.from_spec(entries, referenced, compose_bytes=compose_bytes)
+
+    def _read_binding_targets(
+        self, namespace: str, plan: Plan, live: dict[tuple[str, str], Manifest]
+    ) -> None:
+        """Deployments to bind that the watch does not deliver yet (opted in, not bound)."""
+        for binding in plan.bindings:
+            key = ("Deployment", binding.deployment)
+            if binding.env and key not in live:
+                found = self.api.get(kube.DEPLOYMENTS, namespace, binding.deployment)
+                if found is not None:
+                    live[key] = {**found, "kind": "Deployment"}
+
     def _plan(
-        self, app: Manifest, text: str, file: str, shared: Sharing | None, report: Report
+        self,
+        app: Manifest,
+        text: str,
+        file: str,
+        shared: Sharing | None,
+        report: Report,
+        *,
+        check_drift: bool,
     ) -> Plan:
         metadata = app["metadata"]
         namespace, name = metadata["namespace"], metadata["name"]
@@ -347,7 +328,7 @@ class Reconciler:
             text,
             file=file,
             environment=spec.get("environment", {}),
-            files=read_files(self.api, app, inline),
+            files=self._read_files(app, inline, fresh=check_drift),
             images=spec.get("images", {}),
         )
         report.offers = sharing.offers_of(
@@ -399,7 +380,11 @@ class Reconciler:
         return plan
 
     def namespace_labels(self, namespace: str) -> dict[str, str]:
-        """A namespace's labels (selector offers, selected offerers); none when unreadable."""
+        """A namespace's labels (selector offers, selected offerers): from the watch when
+        Namespaces are watched, else read; none when unreadable."""
+        watched = self.index.namespace_labels(namespace)
+        if watched is not None:
+            return watched
         try:
             found = self.api.get(kube.NAMESPACES, "", namespace)
         except ApiError:
@@ -407,151 +392,87 @@ class Reconciler:
         labels: dict[str, str] = (found or {}).get("metadata", {}).get("labels", {})
         return labels
 
-    def _live(self, namespace: str) -> dict[tuple[str, str], Manifest]:
-        live: dict[tuple[str, str], Manifest] = {}
-        for resource in self.owned_kinds:
-            for obj in self.api.list(resource, namespace):
-                # List items carry no apiVersion/kind; put them back so bodies compare.
-                typed = {**obj, "apiVersion": resource.api_version, "kind": resource.kind}
-                live[resource.kind, obj["metadata"]["name"]] = typed
-        return live
-
     def _execute(
-        self, app: Manifest, plan: Plan, report: Report, *, check_drift: bool, serving: bool
-    ) -> tuple[dict[str, Manifest], dict[str, str]]:
+        self, app: Manifest, changes: Changes, live: dict[tuple[str, str], Manifest], report: Report
+    ) -> dict[str, str]:
+        """Make the calls `changes` asks for, in a safe order; `live` follows what they answer.
+        Returns the services whose binding the API server refused (a conflict)."""
         namespace, name = app["metadata"]["namespace"], app["metadata"]["name"]
-        uid = app["metadata"]["uid"]
-        live = self._live(namespace)
-        bodies = [owned_body(obj, app) for obj in plan.objects]
-        taken = [
-            _name(body)
-            for body in bodies
-            if _key(body) in live and not _owned_by(live[_key(body)], uid)
-        ]
-        if taken:
-            raise NameConflict(
-                "names already used by objects this ComposeApp does not own: " + ", ".join(taken)
-            )
-        accepted, refused = self._check_bindings(plan.bindings, live, name, uid)
-        services_by_deployment = {s.deployment: s.name for s in plan.services}
-        refused_services = {services_by_deployment.get(d, d): why for d, why in refused.items()}
-        bound_before = [
-            obj
-            for (kind, _), obj in live.items()
-            if kind == "Deployment"
-            and obj["metadata"].get("annotations", {}).get(BOUND_BY_ANNOTATION) == name
-        ]
-        # An app that offers models keeps the finalizer even while nobody is bound: a consumer
-        # may bind at any moment, and deleting the offer must wait until consumers moved.
-        offers = serving or any(model.offered for model in plan.models)
-        if accepted or offers:
+        self._check_names_free(app, changes)
+        if changes.finalizer == "add":
             self._ensure_finalizer(app)
-        for body in bodies:
-            if needs_apply(body, live.get(_key(body)), check_drift=check_drift):
-                resource = kube.BY_KIND[body["kind"]]
-                live[_key(body)] = {"kind": body["kind"], **self.api.apply(resource, body)}
-                report.applied.append(_name(body))
-        keep: set[str] = set()
-        for binding in accepted:
-            deployment = live["Deployment", binding.deployment]
-            body = self._binding_body(binding, deployment, name)
-            if not needs_apply(body, deployment, check_drift=check_drift):
-                keep.add(binding.deployment)
-                continue
-            try:
-                # Never forced: a value another manager (Helm, kubectl) set stays theirs.
-                applied = self.api.apply(kube.DEPLOYMENTS, body, force=False)
-            except ApiError as error:
-                if error.status != 409:
-                    raise
-                service = services_by_deployment.get(binding.deployment, binding.deployment)
-                refused_services[service] = (
-                    f"Deployment {binding.deployment}: another field manager already sets "
-                    f"these fields, and nothing was taken over ({error}); remove them there, "
-                    "or choose other names with endpoint_var / model_var"
-                )
-                continue
-            keep.add(binding.deployment)
-            live["Deployment", binding.deployment] = {"kind": "Deployment", **applied}
-            report.applied.append(_name(body))
-        for deployment in bound_before:
-            if deployment["metadata"]["name"] not in keep:
-                self._release(deployment)
-                report.released.append(f"Deployment/{deployment['metadata']['name']}")
-        planned = {_key(body) for body in bodies}
-        for key, obj in sorted(live.items()):
-            labels = obj["metadata"].get("labels", {})
-            if key not in planned and labels.get(APP_LABEL) == name and _owned_by(obj, uid):
-                resource = kube.BY_KIND[key[0]]
-                self.api.delete(resource, namespace, key[1], obj["metadata"]["uid"])
-                report.pruned.append(f"{key[0]}/{key[1]}")
-        if not (keep or offers) and FINALIZER in app["metadata"].get("finalizers", []):
+        kept = set(changes.bound)
+        refused: dict[str, str] = {}
+        releases = [release.name for release in changes.releases]
+        for change in changes.applies:
+            body = change.body
+            target = body["metadata"]["name"]
+            if change.binding:
+                try:
+                    # Never forced: a value another manager (Helm, kubectl) set stays theirs.
+                    applied = self.api.apply(kube.DEPLOYMENTS, body, force=False)
+                except ApiError as error:
+                    if error.status != 409:
+                        raise
+                    refused[change.binding] = (
+                        f"Deployment {target}: another field manager already sets these "
+                        f"fields, and nothing was taken over ({error}); remove them there, or "
+                        "choose other names with endpoint_var / model_var"
+                    )
+                    before = live.get(("Deployment", target), {}).get("metadata", {}) or {}
+                    if (before.get("annotations", {}) or {}).get(BOUND_BY_ANNOTATION) == name:
+                        releases.append(target)
+                    continue
+                kept.add(target)
+            else:
+                applied = self.api.apply(kube.BY_KIND[body["kind"]], body)
+            applied = {"kind": body["kind"], **applied}
+            live[diffing.key_of(body)] = applied
+            self.index.written(applied)
+            report.applied.append(f"{body['kind']}/{target}")
+        for release in releases:
+            self._release(namespace, release)
+            report.released.append(f"Deployment/{release}")
+        for prune in changes.prunes:
+            self.api.delete(kube.BY_KIND[prune.kind], namespace, prune.name, prune.uid)
+            live.pop((prune.kind, prune.name), None)
+            self.index.removed(prune.kind, namespace, prune.name, name)
+            report.pruned.append(f"{prune.kind}/{prune.name}")
+        if not (kept or changes.offers) and FINALIZER in app["metadata"].get("finalizers", []):
             self._remove_finalizer(app)
         if report.applied or report.pruned or report.released:
             report.result = "applied"
-        deployments = {n: obj for (kind, n), obj in live.items() if kind == "Deployment"}
-        return deployments, refused_services
+        return refused
 
-    def _check_bindings(
-        self,
-        bindings: Sequence[EnvBinding],
-        live: Mapping[tuple[str, str], Manifest],
-        app: str,
-        uid: str,
-    ) -> tuple[list[EnvBinding], dict[str, str]]:
-        """Opted-in Deployments: annotated with the app's name, or with its UID, which names
-        this one ComposeApp (not a later one of the same name)."""
-        accepted: list[EnvBinding] = []
-        refused: dict[str, str] = {}
-        for binding in bindings:
-            deployment = live.get(("Deployment", binding.deployment))
-            if not binding.env:
+    def _check_names_free(self, app: Manifest, changes: Changes) -> None:
+        """Before creating anything, whether each new name is free. No watch delivers objects
+        without our label, so this is the one read a creation needs (a NotFound, as a rule);
+        a name another object holds stops the reconcile before any write: nothing
+        half-applied, and nobody's object merged with ours."""
+        uid = app["metadata"]["uid"]
+        taken = []
+        for change in changes.applies:
+            if change.reason != "missing" or change.binding:
                 continue
-            if deployment is None:
-                refused[binding.deployment] = (
-                    f"Deployment {binding.deployment} not found; create it with the annotation "
-                    f"{OPT_IN_ANNOTATION}: {app} to receive the model env"
-                )
-            elif deployment["metadata"].get("annotations", {}).get(OPT_IN_ANNOTATION) not in (
-                app,
-                uid,
-            ):
-                refused[binding.deployment] = (
-                    f"Deployment {binding.deployment} has not opted in; annotate it with "
-                    f"{OPT_IN_ANNOTATION}: {app} (or this ComposeApp's UID, {uid}) to receive "
-                    "the model env"
-                )
-            else:
-                accepted.append(binding)
-        return accepted, refused
+            metadata = change.body["metadata"]
+            resource = kube.BY_KIND[change.body["kind"]]
+            found = self.api.get(resource, metadata["namespace"], metadata["name"])
+            if found is not None and not diffing.owned_by(found, uid):
+                taken.append(f"{change.body['kind']}/{metadata['name']}")
+        if taken:
+            raise NameConflict(", ".join(taken))
 
-    def _binding_body(self, binding: EnvBinding, deployment: Manifest, app: str) -> Manifest:
-        namespace = deployment["metadata"]["namespace"]
-        containers = [
-            c["name"]
-            for c in deployment.get("spec", {})
-            .get("template", {})
-            .get("spec", {})
-            .get("containers", [])
-        ]
-        body = copy.deepcopy(
-            self.core.build_env_patch(binding, namespace=namespace, containers=containers)
-        )
-        annotations = body.setdefault("metadata", {}).setdefault("annotations", {})
-        annotations[BOUND_BY_ANNOTATION] = app
-        return with_hash(body)
-
-    def _release(self, deployment: Manifest) -> None:
+    def _release(self, namespace: str, name: str) -> None:
         """Apply an empty body under our manager: the server drops every field we set."""
-        metadata = deployment["metadata"]
-        self.api.apply(
+        released = self.api.apply(
             kube.DEPLOYMENTS,
             {
                 "apiVersion": "apps/v1",
                 "kind": "Deployment",
-                "metadata": {"name": metadata["name"], "namespace": metadata["namespace"]},
+                "metadata": {"name": name, "namespace": namespace},
             },
         )
+        self.index.written({"kind": "Deployment", **released})
 
     def _ensure_finalizer(self, app: Manifest) -> None:
         metadata = app["metadata"]
@@ -565,6 +486,7 @@ class Reconciler:
             }
         }
         updated = self.api.patch(kube.COMPOSE_APPS, metadata["namespace"], metadata["name"], patch)
+        self._written_app(app, updated)
         metadata["finalizers"] = updated.get("metadata", {}).get(
             "finalizers", [*finalizers, FINALIZER]
         )
@@ -575,25 +497,32 @@ class Reconciler:
         index = finalizers.index(FINALIZER)
         path = f"/metadata/finalizers/{index}"
         patch = [{"op": "test", "path": path, "value": FINALIZER}, {"op": "remove", "path": path}]
-        self.api.patch(
+        updated = self.api.patch(
             kube.COMPOSE_APPS, metadata["namespace"], metadata["name"], patch, patch_type="json"
         )
+        self._written_app(app, updated)
         metadata["finalizers"] = [f for f in finalizers if f != FINALIZER]
 
-    def _finalize(self, app: Manifest, shared: Sharing) -> Report:
+    def _written_app(self, app: Manifest, updated: Manifest) -> None:
+        if updated.get("metadata", {}).get("name"):
+            self.index.written({"apiVersion": app["apiVersion"], "kind": app["kind"], **updated})
+
+    def _finalize(self, state: AppState, shared: Sharing) -> Report:
         """Deletion: give bound Deployments back what they had; owned objects go by GC.
 
         An app whose offer still serves other apps waits: they move first (their own model,
         or Stalled under `require`), so no app's env ever names a Service that is gone.
         """
+        app = state.app
         report = Report(result="deleted", offers=())
         if FINALIZER not in app["metadata"].get("finalizers", []):
             return report
         namespace, name = app["metadata"]["namespace"], app["metadata"]["name"]
-        for deployment in self.api.list(kube.DEPLOYMENTS, namespace):
-            if deployment["metadata"].get("annotations", {}).get(BOUND_BY_ANNOTATION) == name:
-                self._release(deployment)
-                report.released.append(f"Deployment/{deployment['metadata']['name']}")
+        for (kind, deployment), obj in state.objects.items():
+            annotations = obj["metadata"].get("annotations", {}) or {}
+            if kind == "Deployment" and annotations.get(BOUND_BY_ANNOTATION) == name:
+                self._release(namespace, deployment)
+                report.released.append(f"Deployment/{deployment}")
         if shared.serving:
             return report
         self._remove_finalizer(app)
@@ -601,28 +530,35 @@ class Reconciler:
 
     def _report(
         self,
-        app: Manifest,
+        state: AppState,
         plan: Plan | None,
         outcome: status.Outcome,
         deployments: Mapping[str, Manifest],
         report: Report,
     ) -> None:
+        app = state.app
         metadata = app["metadata"]
         previous = app.get("status", {})
-        pods: list[Manifest] = []
-        new = self._build(app, plan, outcome, deployments, pods)
-        if plan is not None and not outcome.failure and _not_ready(new):
-            pods = self._pods(metadata["namespace"], deployments)
-            new = self._build(app, plan, outcome, deployments, pods)
+        new = status.build_status(
+            generation=metadata.get("generation", 0),
+            plan=plan,
+            outcome=outcome,
+            deployments=deployments,
+            pods=state.pods,
+            previous=previous,
+            now=self.now(),
+            stall_after_crashes=self.settings.stall_after_crashes,
+        )
         patch = status.status_patch(previous, new)
         if patch is not None:
-            self.api.patch(
+            updated = self.api.patch(
                 kube.COMPOSE_APPS,
                 metadata["namespace"],
                 metadata["name"],
                 {"status": patch},
                 subresource="status",
             )
+            self._written_app(app, updated)
             report.status_written = True
         for event in status.transition_events(previous, new):
             self.api.create(kube.EVENTS, metadata["namespace"], self._event(app, event))
@@ -633,36 +569,6 @@ class Reconciler:
         report.ready = any(
             c["type"] == status.READY and c["status"] == "True" for c in new["conditions"]
         )
-
-    def _build(
-        self,
-        app: Manifest,
-        plan: Plan | None,
-        outcome: status.Outcome,
-        deployments: Mapping[str, Manifest],
-        pods: Sequence[Manifest],
-    ) -> status.Status:
-        return status.build_status(
-            generation=app["metadata"].get("generation", 0),
-            plan=plan,
-            outcome=outcome,
-            deployments=deployments,
-            pods=pods,
-            previous=app.get("status", {}),
-            now=self.now(),
-            stall_after_crashes=self.settings.stall_after_crashes,
-        )
-
-    def _pods(self, namespace: str, deployments: Mapping[str, Manifest]) -> list[Manifest]:
-        """Pods of Deployments that are not available: only they need explaining."""
-        pods: list[Manifest] = []
-        for name, deployment in sorted(deployments.items()):
-            available, _ = status.deployment_availability(name, deployment, ())
-            selector = deployment.get("spec", {}).get("selector", {}).get("matchLabels", {})
-            if not available and selector:
-                labels = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
-                pods.extend(self.api.list(kube.PODS, namespace, labels))
-        return pods
 
     def _event(self, app: Manifest, event: status.EventSpec) -> Manifest:
         metadata = app["metadata"]
@@ -704,7 +610,3 @@ class _Labels:
         if namespace not in self.seen:
             self.seen[namespace] = self.read(namespace)
         return self.seen[namespace]
-
-
-def _not_ready(new: status.Status) -> bool:
-    return any(c["type"] == status.READY and c["status"] != "True" for c in new["conditions"])

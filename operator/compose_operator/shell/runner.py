@@ -57,6 +57,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-format", choices=("plain", "json"), default="plain")
     parser.add_argument("--resync-seconds", type=float, default=300.0)
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=8,
+        help="apps reconciled in parallel, each with one API request in flight at most",
+    )
+    parser.add_argument(
+        "--leader-election",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="reconcile only while holding the Lease (two replicas: one leads, one stands by)",
+    )
+    parser.add_argument(
+        "--leader-election-namespace",
+        default=os.environ.get("POD_NAMESPACE", ""),
+        help="namespace of the Lease (default: $POD_NAMESPACE)",
+    )
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     return parser
 
@@ -140,13 +157,16 @@ def main(argv: Sequence[str]) -> int:
 
 
 async def serve(args: argparse.Namespace, settings: Settings) -> None:
-    """Run kopf, the health server and the metrics server until kopf stops."""
+    """Run kopf, the health server, the metrics server and the leader election until kopf
+    stops (SIGTERM, SIGINT, or a lost lead)."""
     import kopf
     from kubernetes import client, config
 
     from compose_operator.shell import handlers, health, webhook
     from compose_operator.shell.controller import Controller
-    from compose_operator.shell.kube import KubeApi
+    from compose_operator.shell.index import LiveIndex
+    from compose_operator.shell.kube import GatedApi, KubeApi
+    from compose_operator.shell.leader import LeaderElector
     from compose_operator.shell.metrics import Metrics
     from compose_operator.shell.reconcile import Reconciler, real_core
     from compose_operator.shell.sharing import SharingIndex
@@ -155,14 +175,31 @@ async def serve(args: argparse.Namespace, settings: Settings) -> None:
         config.load_incluster_config()  # type: ignore[no-untyped-call]
     except config.ConfigException:
         config.load_kube_config()  # type: ignore[no-untyped-call]
+    configuration = client.Configuration.get_default_copy()
+    # One connection per reconcile thread, plus the leader election's.
+    configuration.connection_pool_maxsize = args.concurrency + 2
     metrics = Metrics()
     metrics.serve(args.metrics_port)
-    api = KubeApi(client.ApiClient(), on_request=metrics.count_request)
+    raw_api = KubeApi(client.ApiClient(configuration), on_request=metrics.count_request)
     core = real_core()
-    reconciler = Reconciler(api, settings, core=core, now=utc_now)
+    index = LiveIndex()
     sharing = SharingIndex(core, settings) if settings.sharing.policy != "never" else None
+    controller: Controller | None = None
+
+    def allowed() -> bool:
+        return controller is not None and controller.allowed()
+
+    reconciler = Reconciler(
+        GatedApi(raw_api, allowed), settings, core=core, now=utc_now, index=index
+    )
     controller = Controller(
-        reconciler, metrics, resync_seconds=args.resync_seconds, sharing=sharing
+        reconciler,
+        metrics,
+        resync_seconds=args.resync_seconds,
+        sharing=sharing,
+        index=index,
+        workers=args.concurrency,
+        leading=not args.leader_election,
     )
     registry = kopf.OperatorRegistry()
     handlers.register(
@@ -171,15 +208,34 @@ async def serve(args: argparse.Namespace, settings: Settings) -> None:
         validation=(core, settings) if args.webhook else None,
         # Selector offers need Namespace labels: a cluster-wide watch, granted only then.
         watch_namespaces=sharing is not None and not args.namespace,
-        namespace_labels=reconciler.namespace_labels,
+        network_policies=settings.network_policies,
+        # The webhook serves on every replica, the standby too: its reads are not gated.
+        namespace_labels=Reconciler(
+            raw_api, settings, core=core, now=utc_now, index=index
+        ).namespace_labels,
     )
     operator_settings = kopf.OperatorSettings()
     operator_settings.posting.enabled = False
     operator_settings.watching.server_timeout = 300
     operator_settings.watching.client_timeout = 330
+    handlers.label_selectors(operator_settings, network_policies=settings.network_policies)
     # With named namespaces kopf would list and watch every Namespace (a cluster-wide grant)
     # only to learn which of them exist; the names given are taken as they are instead.
     operator_settings.scanning.disabled = bool(args.namespace)
+    stop = asyncio.Event()
+    elector_task: asyncio.Task[None] | None = None
+    if args.leader_election:
+        if not args.leader_election_namespace:
+            raise SystemExit(
+                "--leader-election needs --leader-election-namespace or $POD_NAMESPACE"
+            )
+        elector = LeaderElector(
+            raw_api,
+            args.leader_election_namespace,
+            f"{os.environ.get('HOSTNAME') or 'compose-operator'}_{os.getpid()}",
+            on_started_leading=controller.start_leading,
+            on_stopped_leading=lambda: _lost_lead(controller, stop),
+        )
     with tempfile.TemporaryDirectory(prefix="compose-operator-webhook-") as certs:
         if args.webhook:
             operator_settings.admission.server = webhook.build_server(
@@ -188,6 +244,8 @@ async def serve(args: argparse.Namespace, settings: Settings) -> None:
             operator_settings.admission.managed = "compose-operator.io"
         ready = asyncio.Event()
         probes = await health.start(args.health_port, ready)
+        if args.leader_election:
+            elector_task = asyncio.create_task(_lead_when_ready(elector, ready))
         try:
             await kopf.operator(
                 registry=registry,
@@ -196,9 +254,26 @@ async def serve(args: argparse.Namespace, settings: Settings) -> None:
                 clusterwide=not args.namespace,
                 namespaces=args.namespace,
                 ready_flag=ready,
+                stop_flag=stop,
             )
         finally:
+            if elector_task is not None:
+                elector_task.cancel()
+                await asyncio.gather(elector_task, return_exceptions=True)
             await probes.cleanup()
+
+
+async def _lead_when_ready(elector: Any, ready: asyncio.Event) -> None:
+    """Campaign once kopf is up: a leader must have its watches (and its index) running."""
+    await ready.wait()
+    await elector.run()
+
+
+def _lost_lead(controller: Any, stop: asyncio.Event) -> None:
+    """Stop writing at once; exit, to come back as a standby with fresh state."""
+    controller.stop_leading()
+    if not controller.stopping:
+        stop.set()
 
 
 def utc_now() -> str:

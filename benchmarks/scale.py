@@ -1,0 +1,456 @@
+"""The scale benchmark: N ComposeApps (2 models each) against the e2e control plane, in one run.
+
+Run: `make bench-scale` (or `.venv/bin/python benchmarks/scale.py [--sizes 100,1000]`). It uses
+the running e2e cluster (`e2e/cluster/cluster.sh`), or starts one and stops it at the end. The
+operator runs as a local process under the Helm chart's ServiceAccount and RBAC, and the
+cluster's audit log records its every request, reads and watches included.
+
+Printed, all from this one run:
+- the floor: serial `kubectl apply --server-side` of the objects `render` gives for the same N
+  apps, one request per object (kubectl sends them one after another);
+- create: from `kubectl apply` of N ComposeApps to every app's status current (observed
+  generation, both models listed), in one namespace and spread over 20 namespaces;
+- requests per app while creating, reads (get, list) and writes, from the audit log;
+- steady state: requests per resync period once every status is current;
+- one edit: from patching one app's `context_size` to its Deployment's new args, the other
+  apps idle;
+- the operator's RSS (current and peak) after each one-namespace run.
+
+The kwok GPU nodes fill up, so most model pods stay Pending, as on a busy cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "operator"))
+sys.path.insert(0, str(REPO / "e2e"))
+
+from compose_operator.compose import load_project  # noqa: E402
+from compose_operator.render import plan  # noqa: E402
+from compose_operator.settings import load_settings  # noqa: E402
+from conftest import CLUSTER_SCRIPT, Cluster, _cluster_from, _parse_exports  # noqa: E402
+from operator_harness import (  # noqa: E402
+    KWOK_SETTINGS,
+    OperatorProcess,
+    install_crd_and_rbac,
+    running_operator,
+)
+
+READ_VERBS = frozenset({"get", "list"})
+WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+
+
+def compose_text(context_size: int = 4096) -> str:
+    return (
+        "models:\n"
+        "  chat:\n"
+        "    model: ai/smollm2\n"
+        f"    context_size: {context_size}\n"
+        "  embed:\n"
+        "    model: ai/mxbai-embed-large\n"
+    )
+
+
+def app_manifest(name: str, namespace: str, context_size: int = 4096) -> dict[str, Any]:
+    return {
+        "apiVersion": "compose-operator.io/v1alpha1",
+        "kind": "ComposeApp",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"compose": compose_text(context_size)},
+    }
+
+
+def namespaces_for(run: str, spread: int) -> list[str]:
+    return [f"bench-{run}-{i}" for i in range(spread)]
+
+
+def placement(count: int, namespaces: list[str]) -> list[tuple[str, str]]:
+    return [(namespaces[i % len(namespaces)], f"app-{i:04d}") for i in range(count)]
+
+
+@dataclass
+class Audit:
+    path: Path
+    user: str
+
+    def mark(self) -> int:
+        return self.path.stat().st_size
+
+    def events(self, since: int, until: int | None = None) -> list[dict[str, Any]]:
+        time.sleep(1.0)  # the API server writes the log as requests complete
+        with self.path.open("rb") as log:
+            log.seek(since)
+            data = log.read() if until is None else log.read(until - since)
+        found = []
+        for line in data.splitlines():
+            if not line.strip():
+                continue
+            event = json.loads(line)
+            if event.get("user", {}).get("username") != self.user:
+                continue
+            stage = event.get("stage")
+            # A watch is logged when it starts and again when it ends: count it once.
+            if (event.get("verb") == "watch" and stage == "ResponseStarted") or (
+                event.get("verb") != "watch" and stage == "ResponseComplete"
+            ):
+                found.append(event)
+        return found
+
+
+def tally(events: list[dict[str, Any]]) -> dict[str, Any]:
+    verbs = Counter(str(e.get("verb")) for e in events)
+    by = Counter(
+        f"{e.get('verb')} {e.get('objectRef', {}).get('resource', '')}"
+        + (f"/{e['objectRef']['subresource']}" if e.get("objectRef", {}).get("subresource") else "")
+        for e in events
+    )
+    return {
+        "reads": sum(verbs[v] for v in READ_VERBS),
+        "writes": sum(verbs[v] for v in WRITE_VERBS),
+        "watches": verbs["watch"],
+        "leases": sum(
+            1
+            for e in events
+            if e.get("objectRef", {}).get("resource") == "leases" and e.get("verb") in WRITE_VERBS
+        ),
+        "by": dict(by.most_common()),
+    }
+
+
+class CurrentWatch:
+    """Records when each ComposeApp's status became current, from a watch (admin credentials)."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        from kubernetes import client, config
+
+        self.api = client.CustomObjectsApi(
+            config.new_client_from_config(config_file=str(cluster.kubeconfig))  # type: ignore[no-untyped-call]
+        )
+        self.current: dict[tuple[str, str], float] = {}
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        from kubernetes import watch
+
+        while not self.stop.is_set():
+            stream = watch.Watch()  # type: ignore[no-untyped-call]
+            with contextlib.suppress(Exception):
+                for event in stream.stream(
+                    self.api.list_cluster_custom_object,
+                    "compose-operator.io",
+                    "v1alpha1",
+                    "composeapps",
+                    timeout_seconds=30,
+                ):
+                    self._see(event["object"])
+                    if self.stop.is_set():
+                        break
+
+    def _see(self, app: dict[str, Any]) -> None:
+        metadata = app.get("metadata", {})
+        status = app.get("status", {}) or {}
+        key = (metadata.get("namespace", ""), metadata.get("name", ""))
+        is_current = (
+            status.get("observedGeneration") == metadata.get("generation")
+            and len(status.get("models", [])) == 2
+        )
+        with self.lock:
+            if is_current:
+                self.current.setdefault(key, time.monotonic())
+            else:
+                self.current.pop(key, None)
+
+    def wait(self, keys: list[tuple[str, str]], timeout: float) -> tuple[int, float | None]:
+        """How many of `keys` are current, and when the last became so (None: not all)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                done = [self.current[k] for k in keys if k in self.current]
+            if len(done) == len(keys):
+                return len(done), max(done)
+            time.sleep(0.2)
+        with self.lock:
+            return sum(1 for k in keys if k in self.current), None
+
+    def close(self) -> None:
+        self.stop.set()
+
+
+def floor_seconds(cluster: Cluster, count: int, settings_text: str) -> float:
+    """Serial server-side apply of the objects `render` gives for `count` apps, one namespace."""
+    settings = load_settings(settings_text, file=str(KWOK_SETTINGS))
+    namespace = f"bench-floor-{count}"
+    documents = []
+    for _, name in placement(count, [namespace]):
+        project = load_project(compose_text(), file="spec.compose")
+        for obj in plan(project, app=name, namespace=namespace, settings=settings).objects:
+            documents.append({**obj, "metadata": {**obj["metadata"], "namespace": namespace}})
+    cluster.kubectl("create", "namespace", namespace)
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
+        yaml.safe_dump_all(documents, handle)
+    try:
+        command = [str(cluster.kubectl_path), f"--kubeconfig={cluster.kubeconfig}"]
+        started = time.monotonic()
+        subprocess.run(
+            [*command, "apply", "--server-side", "-f", handle.name],
+            check=True,
+            capture_output=True,
+            timeout=3600,
+        )
+        elapsed = time.monotonic() - started
+    finally:
+        Path(handle.name).unlink()
+    delete_namespaces(cluster, [namespace])
+    return elapsed
+
+
+def delete_namespaces(cluster: Cluster, namespaces: list[str]) -> None:
+    command = [str(cluster.kubectl_path), f"--kubeconfig={cluster.kubeconfig}"]
+    subprocess.run(
+        [*command, "delete", "namespace", "--ignore-not-found", *namespaces, "--timeout=1200s"],
+        check=True,
+        capture_output=True,
+        timeout=1300,
+    )
+
+
+@dataclass
+class RunResult:
+    label: str
+    count: int
+    spread: int
+    floor: float
+    seconds: float | None
+    current: int
+    requests: dict[str, Any] = field(default_factory=dict)
+
+
+def create_run(
+    cluster: Cluster,
+    watch: CurrentWatch,
+    audit: Audit,
+    *,
+    count: int,
+    spread: int,
+    floor: float,
+    timeout: float,
+) -> tuple[RunResult, list[tuple[str, str]]]:
+    run = f"{count}x{spread}"
+    namespaces = namespaces_for(run, spread)
+    for namespace in namespaces:
+        cluster.kubectl("create", "namespace", namespace)
+    keys = placement(count, namespaces)
+    text = yaml.safe_dump_all([app_manifest(name, ns) for ns, name in keys])
+    mark = audit.mark()
+    started = time.monotonic()
+    subprocess.run(
+        [str(cluster.kubectl_path), f"--kubeconfig={cluster.kubeconfig}", "apply", "-f", "-"],
+        input=text.encode(),
+        check=True,
+        capture_output=True,
+        timeout=3600,
+    )
+    current, last = watch.wait(keys, timeout)
+    seconds = None if last is None else last - started
+    result = RunResult(
+        label=f"{count} apps in {spread} namespace{'s' if spread > 1 else ''}",
+        count=count,
+        spread=spread,
+        floor=floor,
+        seconds=seconds,
+        current=current,
+        requests=tally(audit.events(mark)),
+    )
+    return result, keys
+
+
+def quiet(audit: Audit, *, seconds: float, limit: float) -> None:
+    """Wait until the operator has sent no write for `seconds` (status updates settle)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        mark = audit.mark()
+        time.sleep(seconds)
+        writes = [
+            e
+            for e in audit.events(mark)
+            if e.get("verb") in WRITE_VERBS and e.get("objectRef", {}).get("resource") != "leases"
+        ]
+        if not writes:
+            return
+
+
+def edit_latency(cluster: Cluster, key: tuple[str, str]) -> float | None:
+    """From the patch of one app's context_size to its chat Deployment showing the new size."""
+    from kubernetes import client, config, watch
+
+    api = client.AppsV1Api(config.new_client_from_config(config_file=str(cluster.kubeconfig)))  # type: ignore[no-untyped-call]
+    namespace, name = key
+    deployment = f"{name}-chat"
+    listed = api.list_namespaced_deployment(namespace, field_selector=f"metadata.name={deployment}")
+    version = listed.metadata.resource_version
+    patch = json.dumps({"spec": {"compose": compose_text(8192)}})
+    started = time.monotonic()
+    cluster.kubectl("-n", namespace, "patch", "composeapp", name, "--type=merge", "-p", patch)
+    stream = watch.Watch()  # type: ignore[no-untyped-call]
+    for event in stream.stream(
+        api.list_namespaced_deployment,
+        namespace,
+        field_selector=f"metadata.name={deployment}",
+        resource_version=version,
+        timeout_seconds=60,
+    ):
+        args = event["object"].spec.template.spec.containers[0].args or []
+        if "8192" in args:
+            stream.stop()  # type: ignore[no-untyped-call]
+            return time.monotonic() - started
+    return None
+
+
+def rss(pid: int) -> tuple[int, int]:
+    """(VmRSS, VmHWM) in MiB."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return int(fields["VmRSS"].split()[0]) // 1024, int(fields["VmHWM"].split()[0]) // 1024
+
+
+@contextlib.contextmanager
+def e2e_cluster(scratch: Path) -> Iterator[Cluster]:
+    running = subprocess.run([str(CLUSTER_SCRIPT), "status"], capture_output=True, check=False)
+    if running.returncode == 0:
+        listed = subprocess.run(
+            [str(CLUSTER_SCRIPT), "env"], capture_output=True, text=True, check=True
+        )
+        yield _cluster_from(_parse_exports(listed.stdout), scratch)
+        return
+    print("starting the e2e cluster (e2e/cluster/cluster.sh up)", file=sys.stderr)
+    started = subprocess.run([str(CLUSTER_SCRIPT), "up"], capture_output=True, text=True)
+    if started.returncode != 0:
+        sys.exit(f"cluster.sh up failed:\n{started.stderr}")
+    try:
+        yield _cluster_from(_parse_exports(started.stdout), scratch)
+    finally:
+        subprocess.run([str(CLUSTER_SCRIPT), "down"], capture_output=True, check=False)
+
+
+def fmt_seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} s"
+
+
+def report(results: list[RunResult], extra: dict[str, Any]) -> None:
+    print()
+    print(f"{'run':<28}{'floor':>9}{'create':>10}{'x floor':>9}{'reads/app':>11}{'writes/app':>12}")
+    for r in results:
+        ratio = "-" if r.seconds is None else f"{r.seconds / r.floor:.2f}"
+        create = fmt_seconds(r.seconds) if r.seconds is not None else f"{r.current}/{r.count}"
+        print(
+            f"{r.label:<28}{fmt_seconds(r.floor):>9}{create:>10}{ratio:>9}"
+            f"{r.requests['reads'] / r.count:>11.2f}{r.requests['writes'] / r.count:>12.2f}"
+        )
+    for r in results:
+        print(f"\nrequests while creating {r.label}: {json.dumps(r.requests['by'])}")
+    for key, value in extra.items():
+        print(f"{key}: {value}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="100,1000", help="app counts (comma-separated)")
+    parser.add_argument("--spreads", default="1,20", help="namespace counts (comma-separated)")
+    parser.add_argument("--resync-seconds", type=float, default=30.0)
+    parser.add_argument("--timeout", type=float, default=600.0, help="per create run")
+    parser.add_argument("--operator-arg", action="append", default=[], help="extra run flags")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    spreads = [int(s) for s in args.spreads.split(",")]
+    settings_text = KWOK_SETTINGS.read_text()
+    results: list[RunResult] = []
+    extra: dict[str, Any] = {}
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-scale-") as scratch,
+        e2e_cluster(Path(scratch)) as cluster,
+    ):
+        floors = {}
+        for count in sizes:
+            floors[count] = floor_seconds(cluster, count, settings_text)
+            print(f"floor, {count * 4} objects: {floors[count]:.1f} s", file=sys.stderr)
+        account = install_crd_and_rbac(cluster, webhook=False)
+        watch = CurrentWatch(cluster)
+        with running_operator(
+            cluster,
+            Path(scratch),
+            account=account,
+            extra_args=("--resync-seconds", str(args.resync_seconds), *args.operator_arg),
+        ) as operator:
+            assert cluster.audit_log is not None
+            audit = Audit(cluster.audit_log, operator.user)
+            for count in sizes:
+                for spread in spreads:
+                    result, keys = create_run(
+                        cluster,
+                        watch,
+                        audit,
+                        count=count,
+                        spread=spread,
+                        floor=floors[count],
+                        timeout=args.timeout,
+                    )
+                    results.append(result)
+                    print(
+                        f"{result.label}: {fmt_seconds(result.seconds)} "
+                        f"({result.current}/{count} current)",
+                        file=sys.stderr,
+                    )
+                    if spread == spreads[0] and result.seconds:
+                        measure_steady(cluster, audit, operator, keys, args, extra)
+                    delete_namespaces(cluster, sorted({ns for ns, _ in keys}))
+        watch.close()
+    report(results, extra)
+
+
+def measure_steady(
+    cluster: Cluster,
+    audit: Audit,
+    operator: OperatorProcess,
+    keys: list[tuple[str, str]],
+    args: argparse.Namespace,
+    extra: dict[str, Any],
+) -> None:
+    count = len(keys)
+    quiet(audit, seconds=5, limit=180)
+    periods = 2
+    mark = audit.mark()
+    time.sleep(periods * args.resync_seconds + 5)
+    steady = tally(audit.events(mark))
+    extra[f"steady state, {count} apps, per resync period ({args.resync_seconds:.0f} s)"] = (
+        f"reads {steady['reads'] / periods:.1f}, writes {steady['writes'] / periods:.1f} "
+        f"(lease renewals {steady['leases'] / periods:.1f}), watches opened "
+        f"{steady['watches'] / periods:.1f}; {json.dumps(steady['by'])}"
+    )
+    latency = edit_latency(cluster, keys[count // 2])
+    extra[f"one edit under {count} apps"] = fmt_seconds(latency)
+    current, peak = rss(operator.process.pid)
+    extra[f"operator RSS at {count} apps"] = f"{current} MiB (peak {peak} MiB)"
+
+
+if __name__ == "__main__":
+    main()
