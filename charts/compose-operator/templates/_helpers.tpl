@@ -83,10 +83,11 @@ manifests' ClusterRole (tests/test_packaging_rbac.py pins both to one list).
 - apiGroups: [compose-operator.io]
   resources: [composeapps/status]
   verbs: [patch]
-# Model Deployments it owns, and the env patch on Deployments that opted in.
+# Model Deployments it owns, and the env patch on Deployments that opted in (read by name
+# until bound: the watch carries only objects labelled with an app).
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [list, watch, create, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [""]
   resources: [services, persistentvolumeclaims]
   verbs: [list, watch, create, patch, delete]

@@ -188,7 +188,14 @@ class Reconciler:
             self._report(state, None, status.Outcome("WaitingForOffer", messages), {}, report)
             return report
         live = dict(state.objects)
-        self._read_binding_targets(namespace, plan, live)
+        try:
+            self._read_binding_targets(namespace, plan, live)
+        except ApiError as error:
+            outcome = status.Outcome(
+                "ReconcileFailed", (str(error),), served=served, unready_offers=unready
+            )
+            self._report(state, plan, outcome, {}, report)
+            raise kopf.TemporaryError(str(error)) from error
         changes = diffing.diff(
             plan,
             live,
