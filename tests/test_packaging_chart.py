@@ -57,6 +57,9 @@ def test_defaults_render_the_operator_objects(defaults: list[dict[str, Any]]) ->
         ("ClusterRoleBinding", "compose-operator"),
         ("ConfigMap", "compose-operator-settings"),
         ("Deployment", "compose-operator"),
+        ("Role", "compose-operator-leader-election"),
+        ("RoleBinding", "compose-operator-leader-election"),
+        ("Secret", "compose-operator-webhook-cert"),
         ("Service", "compose-operator-metrics"),
         ("Service", "compose-operator-webhook"),
         ("ServiceAccount", "compose-operator"),
@@ -87,9 +90,13 @@ def test_defaults_run_with_the_webhook_on_its_service(defaults: list[dict[str, A
         "--health-port=8081",
         "--log-format=json",
         "--resync-seconds=300",
+        "--concurrency=8",
+        "--leader-election",
+        "--leader-election-id=compose-operator",
         "--webhook",
         "--webhook-port=9443",
         "--webhook-host=compose-operator-webhook.operators.svc",
+        "--webhook-cert-dir=/etc/compose-operator/webhook",
     ]
     services = {o["metadata"]["name"]: o["spec"] for o in objects_of_kind(defaults, "Service")}
     assert services["compose-operator-webhook"]["ports"] == [
@@ -106,8 +113,47 @@ def test_defaults_run_with_the_webhook_on_its_service(defaults: list[dict[str, A
 def test_kopf_is_named_after_the_pod(defaults: list[dict[str, Any]]) -> None:
     """Without POD_ID, kopf asks the passwd database for UID 65532, and the image has none."""
     assert container_of(defaults)["env"] == [
-        {"name": "POD_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+        {"name": "POD_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
     ]
+
+
+def test_two_replicas_elect_a_leader_on_one_lease_and_share_the_webhook_certificate(
+    defaults: list[dict[str, Any]],
+) -> None:
+    deployment = one_object(defaults, "Deployment")
+    assert (deployment["spec"]["replicas"], deployment["spec"]["strategy"]["type"]) == (
+        2,
+        "RollingUpdate",
+    )
+    role = next(o for o in defaults if o["kind"] == "Role")
+    assert role["metadata"]["namespace"] == "operators"
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": ["compose-operator"],
+            "verbs": ["get", "patch"],
+        },
+    ]
+    secret = one_object(defaults, "Secret")
+    assert sorted(secret["data"]) == ["ca.crt", "tls.crt", "tls.key"]
+    volumes = deployment["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "webhook-cert", "secret": {"secretName": "compose-operator-webhook-cert"}} in (
+        volumes
+    )
+
+
+def test_one_replica_without_leader_election() -> None:
+    objects = helm_template("--set", "leaderElection.enabled=false")
+    deployment = one_object(objects, "Deployment")
+    assert (deployment["spec"]["replicas"], deployment["spec"]["strategy"]["type"]) == (
+        1,
+        "Recreate",
+    )
+    assert "--leader-election" not in container_of(objects)["args"]
+    assert not [o for o in objects if o["kind"] == "Role"]
 
 
 def test_default_settings_are_the_built_in_defaults_with_the_operator_as_puller(

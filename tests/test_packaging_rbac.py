@@ -50,7 +50,9 @@ def test_manifests_bind_the_role_to_the_operator_service_account() -> None:
 def test_chart_cluster_scope_is_what_the_operator_uses() -> None:
     objects = helm_template()
     assert grants_of(one_object(objects, "ClusterRole")) == OPERATOR_GRANTS | SHARING_GRANTS
-    assert objects_of_kind(objects, "Role") == []
+    assert [r["metadata"]["name"] for r in objects_of_kind(objects, "Role")] == [
+        "compose-operator-leader-election"
+    ], "beyond the ClusterRole, only the Lease (tests/test_packaging_chart.py)"
     binding = one_object(objects, "ClusterRoleBinding")
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "compose-operator", "namespace": "operators"}
@@ -71,11 +73,14 @@ def test_chart_namespace_scope_grants_per_namespace() -> None:
     assert grants_of(one_object(objects, "ClusterRole")) == (
         CONTRACT_DISCOVERY | WEBHOOK | SHARING_READ_ONLY
     )
-    roles = objects_of_kind(objects, "Role")
+    roles = [
+        r for r in objects_of_kind(objects, "Role") if r["metadata"]["name"] == "compose-operator"
+    ]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     assert all(grants_of(role) == CONTRACT_NAMESPACED for role in roles)
     bindings = objects_of_kind(objects, "RoleBinding")
     assert sorted((b["metadata"]["namespace"], b["roleRef"]["name"]) for b in bindings) == [
+        ("operators", "compose-operator-leader-election"),
         ("team-a", "compose-operator"),
         ("team-b", "compose-operator"),
     ]

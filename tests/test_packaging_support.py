@@ -35,11 +35,13 @@ def _grants(groups: Iterable[str], resources: Iterable[str], verbs: Iterable[str
 CONTRACT_NAMESPACED: frozenset[Grant] = frozenset(
     _grants(["compose-operator.io"], ["composeapps"], ["get", "list", "watch", "patch"])
     | _grants(["compose-operator.io"], ["composeapps/status"], ["patch"])
-    | _grants(["apps"], ["deployments"], ["list", "watch", "create", "patch", "delete"])
+    # get: the watches carry only labelled objects, so a name the index cannot answer (is a
+    # new object's name free, a Deployment that opted in but is not bound yet) is read.
+    | _grants(["apps"], ["deployments"], ["get", "list", "watch", "create", "patch", "delete"])
     | _grants(
         [""],
         ["services", "persistentvolumeclaims"],
-        ["list", "watch", "create", "patch", "delete"],
+        ["get", "list", "watch", "create", "patch", "delete"],
     )
     | _grants([""], ["configmaps"], ["get", "list", "watch", "create", "patch", "delete"])
     | _grants([""], ["secrets"], ["get"])

@@ -83,14 +83,15 @@ manifests' ClusterRole (tests/test_packaging_rbac.py pins both to one list).
 - apiGroups: [compose-operator.io]
   resources: [composeapps/status]
   verbs: [patch]
-# Model Deployments it owns, and the env patch on Deployments that opted in (read by name
-# until bound: the watch carries only objects labelled with an app).
+# Model Deployments it owns, and the env patch on Deployments that opted in. The watches carry
+# only objects labelled with an app, so get reads a name the index cannot answer: whether a
+# new object's name is free, a Deployment that opted in but is not bound yet.
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [""]
   resources: [services, persistentvolumeclaims]
-  verbs: [list, watch, create, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
 # ConfigMaps: read the Compose text (spec.composeFrom) and project files kept in ConfigMaps
 # (spec.files); write only the app's own: the model gateway's routing table, <app>-files and
 # <app>-configs (it deletes only ConfigMaps carrying its label and owner reference; RBAC

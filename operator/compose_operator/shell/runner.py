@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="DNS name or IP in the webhook certificate and clientConfig "
         "(a Service name <svc>.<ns>.svc makes the clientConfig a Service reference)",
     )
+    parser.add_argument(
+        "--webhook-cert-dir",
+        type=Path,
+        help="tls.crt, tls.key and ca.crt to serve the webhook with (several replicas share "
+        "one certificate); default: a self-signed certificate made at start-up",
+    )
     parser.add_argument("--log-format", choices=("plain", "json"), default="plain")
     parser.add_argument("--resync-seconds", type=float, default=300.0)
     parser.add_argument(
@@ -68,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=False,
         help="reconcile only while holding the Lease (two replicas: one leads, one stands by)",
+    )
+    parser.add_argument(
+        "--leader-election-id",
+        default="compose-operator",
+        help="name of the Lease (replicas of one install share it)",
     )
     parser.add_argument(
         "--leader-election-namespace",
@@ -235,11 +246,15 @@ async def serve(args: argparse.Namespace, settings: Settings) -> None:
             f"{os.environ.get('HOSTNAME') or 'compose-operator'}_{os.getpid()}",
             on_started_leading=controller.start_leading,
             on_stopped_leading=lambda: _lost_lead(controller, stop),
+            name=args.leader_election_id,
         )
     with tempfile.TemporaryDirectory(prefix="compose-operator-webhook-") as certs:
         if args.webhook:
             operator_settings.admission.server = webhook.build_server(
-                host=args.webhook_host, port=args.webhook_port, directory=Path(certs)
+                host=args.webhook_host,
+                port=args.webhook_port,
+                directory=Path(certs),
+                cert_dir=args.webhook_cert_dir,
             )
             operator_settings.admission.managed = "compose-operator.io"
         ready = asyncio.Event()

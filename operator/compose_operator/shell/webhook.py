@@ -139,6 +139,24 @@ class WebhookServer(kopf.WebhookServer):
             yield kopf.WebhookClientConfig(caBundle=config.get("caBundle"), service=service)
 
 
-def build_server(*, host: str, port: int, directory: Path, addr: str = "0.0.0.0") -> WebhookServer:
+def build_server(
+    *,
+    host: str,
+    port: int,
+    directory: Path,
+    addr: str = "0.0.0.0",
+    cert_dir: Path | None = None,
+) -> WebhookServer:
+    """With `cert_dir` (tls.crt, tls.key, ca.crt, as a Secret mounts them), every replica
+    serves the same certificate and registers the same CA bundle; else a self-signed one."""
+    if cert_dir is not None:
+        return WebhookServer(
+            addr=addr,
+            port=port,
+            host=host,
+            certfile=cert_dir / "tls.crt",
+            pkeyfile=cert_dir / "tls.key",
+            cafile=cert_dir / "ca.crt",
+        )
     certfile, keyfile = write_certificate(host, directory)
     return WebhookServer(addr=addr, port=port, host=host, certfile=certfile, pkeyfile=keyfile)
