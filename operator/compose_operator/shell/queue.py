@@ -12,9 +12,9 @@ controller-runtime's workqueue does them:
 - a failed reconcile is retried after an exponential backoff (1 s doubling to 5 min), reset by
   the next success; a successful reconcile may ask to run again after a delay (it waits for
   something no watch reports, such as a Secret the operator may only read), which is no
-  failure and grows no backoff. Expected failures (API errors, kopf.TemporaryError) are logged in one line;
-  anything else is a bug and logged with its traceback, and retried all the same, so one app's
-  bad luck never stops the others.
+  failure and grows no backoff. Expected failures (API errors, kopf.TemporaryError) are logged
+  in one line; anything else is a bug and logged with its traceback, and retried all the same,
+  so one app's bad luck never stops the others.
 """
 
 from __future__ import annotations
