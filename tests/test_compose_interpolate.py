@@ -106,17 +106,17 @@ services:
   app:
     image: "repo/app:${TAG}"
     environment:
-      ${KEY}: "$TAG"
+      KEEP: "$TAG"
       LIST: ${TAG:-x}
-    labels: ["tag=$TAG"]
+    labels: {"${KEY}": "tag=$TAG"}
 """,
         environment={"TAG": "1.2", "KEY": "nope"},
     )
     service = project.services["app"]
     assert (service.image, service.environment, service.labels) == (
         "repo/app:1.2",
-        {"${KEY}": "1.2", "LIST": "1.2"},
-        {"tag": "1.2"},
+        {"KEEP": "1.2", "LIST": "1.2"},
+        {"${KEY}": "tag=1.2"},
     )
 
 

@@ -267,7 +267,10 @@ S = "compose.yaml: services.app"
         ("image: a\ncommand: [echo, 1]", [f"{S}.command[1]: must be a string, got 1 (line 6)"]),
         (
             "image: a\nenvironment: [=x]",
-            [f"{S}.environment[0]: must be NAME=value, got '=x' (line 6)"],
+            [
+                f"{S}.environment[0]: '' is not a valid environment variable name: letters, "
+                "digits, '_', '-' and '.', not starting with a digit (line 6)"
+            ],
         ),
         (
             "image: a\nenvironment: {A: [1]}",

@@ -268,3 +268,104 @@ def test_only_vllm_needs_a_memory_backed_dev_shm() -> None:
     assert (LLAMA.volumes(), LLAMA.volume_mounts()) == ([], [])
     assert VLLM.volumes() == [{"name": "dshm", "emptyDir": {"medium": "Memory"}}]
     assert VLLM.volume_mounts() == [{"name": "dshm", "mountPath": "/dev/shm"}]
+
+
+EXTERNAL = (
+    "makes the engine read local files, load code or reach other hosts, which the operator's "
+    "policy does not allow (allowFileAndNetworkFlags)"
+)
+
+
+@pytest.mark.parametrize(
+    ("engine", "flags", "problems"),
+    [
+        pytest.param(
+            VLLM,
+            ("--served_model_name", "x", "--served", "y", "--max_model_len=8"),
+            [
+                Problem(
+                    f"{PATH}[0]",
+                    "--served_model_name is --served-model-name: --served-model-name is set by "
+                    "the operator; remove it",
+                ),
+                Problem(
+                    f"{PATH}[2]",
+                    "--served is --served-model-name: --served-model-name is set by the "
+                    "operator; remove it",
+                ),
+            ],
+            id="vLLM: underscores and argparse abbreviations are the flags they stand for",
+        ),
+        pytest.param(
+            LLAMA,
+            ("--chat-template-file", "/etc/shadow", "--mmproj-url=http://169.254.169.254/x"),
+            [
+                Problem(f"{PATH}[0]", f"--chat-template-file {EXTERNAL}"),
+                Problem(f"{PATH}[2]", f"--mmproj-url {EXTERNAL}"),
+            ],
+            id="llama.cpp: a local file, a metadata URL",
+        ),
+        pytest.param(
+            LLAMA,
+            ("--rpc", "10.0.0.5:50052", "--chat_template_file", "/x"),
+            [
+                Problem(f"{PATH}[0]", f"--rpc {EXTERNAL}"),
+                Problem(
+                    f"{PATH}[2]",
+                    f"--chat_template_file is --chat-template-file: "
+                    f"--chat-template-file {EXTERNAL}",
+                ),
+            ],
+            id="llama.cpp: another host, and an underscore spelling",
+        ),
+        pytest.param(
+            LLAMA,
+            ("--chat-template", "chatml", "--temp", "0.7"),
+            [],
+            id="llama.cpp: an inline template and sampling flags pass (no abbreviations)",
+        ),
+        pytest.param(
+            VLLM,
+            ("--config", "/etc/vllm.yaml", "--trust-remote-code", "--chat-template", "/etc/t"),
+            [
+                Problem(f"{PATH}[0]", f"--config {EXTERNAL}"),
+                Problem(f"{PATH}[2]", f"--trust-remote-code {EXTERNAL}"),
+                Problem(f"{PATH}[3]", f"--chat-template {EXTERNAL}"),
+            ],
+            id="vLLM: a config file (any flag), remote code, a template file",
+        ),
+        pytest.param(
+            VLLM,
+            (
+                "--chat-template={% for m in messages %}{{m.content}}{% endfor %}",
+                "--config-format",
+                "auto",
+                "--tokenizer-mode",
+                "auto",
+            ),
+            [],
+            id="vLLM: an inline template; flags that merely start like an external one",
+        ),
+        pytest.param(
+            VLLM,
+            ("--allowed_local_media", "/"),
+            [
+                Problem(
+                    f"{PATH}[0]",
+                    f"--allowed_local_media is --allowed-local-media-path: "
+                    f"--allowed-local-media-path {EXTERNAL}",
+                )
+            ],
+            id="vLLM: an abbreviation of an external flag",
+        ),
+    ],
+)
+def test_spellings_and_flags_that_reach_outside_the_pod(
+    engine: base.Engine, flags: tuple[str, ...], problems: list[Problem]
+) -> None:
+    """Issue 12: `--served_model_name`, abbreviations, `--chat-template-file /etc/shadow`,
+    `--mmproj-url http://169.254.169.254/...` and `--rpc` all passed the flag check."""
+    model = Model(key="llm", model="ai/x", runtime_flags=flags)
+    assert engine.check(model, PULLED, 1, MODEL_PATH) == (problems, [])
+    allowed, _ = engine.check(model, PULLED, 1, MODEL_PATH, external=True)
+    assert allowed == [p for p in problems if "is set by the operator" in p.message]

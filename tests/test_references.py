@@ -30,7 +30,23 @@ def test_parse_reference_applies_docker_defaults(text: str, expected: Reference)
 
 
 @pytest.mark.parametrize(
-    "text", ["", " ai/x", "AI/Smollm2", "ai/x:", "ai/x@sha256:short", "ai//x", "ai/x:-bad"]
+    "text",
+    [
+        "",
+        " ai/x",
+        "AI/Smollm2",
+        "ai/x:",
+        "ai/x@sha256:short",
+        "ai//x",
+        "ai/x:-bad",
+        # Issue 12: these rendered, and broke the puller's and engines' arguments.
+        "-x.io/a/b",
+        "--insecure",
+        "x-.io/a/b",
+        "registry.local:70000/a/b",
+        "registry.local:0/a/b",
+        "registry.local:123456/a/b",
+    ],
 )
 def test_parse_reference_refuses_malformed_text(text: str) -> None:
     with pytest.raises(ValueError):

@@ -239,3 +239,110 @@ def test_harden_keeps_a_localhost_seccomp_profile_and_drops_unconfined() -> None
     assert spec["securityContext"]["seccompProfile"] == localhost
     assert "seccompProfile" not in spec["containers"][0]["securityContext"]
     assert pss.violations(spec) == []
+
+
+def load_and_plan(text: str, settings: Settings = SETTINGS) -> list[str]:
+    """Every problem of loading and planning `text`; [] when it plans."""
+    try:
+        plan(load_project(text), app="chat", namespace="team", settings=settings)
+    except ComposeError as error:
+        return [problem.message for problem in error.problems]
+    return []
+
+
+@pytest.mark.parametrize("name", ["", "A=B", "LLM URL", "1X"])
+def test_environment_names_kubernetes_refuses_are_refused_before_anything_is_applied(
+    name: str,
+) -> None:
+    """Issue 12: env names "", "A=B" and "LLM URL" rendered (the API server refuses them)."""
+    for environment in (f"{{'{name}': v}}", f"['{name}=v']"):
+        if "=" in name and environment.startswith("["):
+            continue  # in list form `A=B=v` is A with the value B=v, as in Compose
+        found = load_and_plan(f"services:\n  web:\n    image: x\n    environment: {environment}\n")
+        assert found == [
+            f"{name!r} is not a valid environment variable name: letters, digits, '_', '-' and "
+            "'.', not starting with a digit"
+        ]
+
+
+BINDING = (
+    "models:\n  llm: {{model: ai/x}}\n"
+    "services:\n  app:\n    {kind}\n    models:\n      llm: {{endpoint_var: {name}}}\n"
+)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["PATH", "LD_PRELOAD", "PYTHONHOME", "GLIBC_TUNABLES", "HTTPS_PROXY", "AWS_ENDPOINT_URL"],
+)
+@pytest.mark.parametrize("kind", ["image: app:1", "build: ."])
+def test_variables_that_change_program_behaviour_are_refused_in_either_mode(
+    name: str, kind: str
+) -> None:
+    """Issue 12: bind mode accepted GLIBC_TUNABLES, PYTHONHOME, AWS_ENDPOINT_URL, ..."""
+    (message,) = load_and_plan(BINDING.format(kind=kind, name=name))
+    assert message.startswith(f"{name} may not be set by a model binding: it changes what")
+    assert message.endswith("; choose another name with endpoint_var")
+
+
+def test_the_variable_denylist_is_the_platforms_to_change() -> None:
+    text = BINDING.format(kind="image: app:1", name="OPENAI_BASE_URL")
+    assert load_and_plan(text) == [], "the OpenAI SDK's base URL is what a binding is for"
+    strict = replace(SETTINGS, policy=Policy(denied_env_names=("OPENAI_*",)))
+    assert load_and_plan(text, strict) != []
+    relaxed = replace(SETTINGS, policy=Policy(denied_env_names=()))
+    assert load_and_plan(BINDING.format(kind="image: app:1", name="PATH"), relaxed) == []
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "container.apparmor.security.beta.kubernetes.io/web",
+        "seccomp.security.alpha.kubernetes.io/pod",
+        "sidecar.istio.io/inject",
+        "linkerd.io/inject",
+        "vault.hashicorp.com/agent-inject",
+        "iam.amazonaws.com/role",
+        "io.kubernetes.cri-o.Devices",
+        "compose-operator.io/app",
+    ],
+)
+def test_security_relevant_annotations_from_compose_labels_are_refused(key: str) -> None:
+    """Issue 12: AppArmor `unconfined`, seccomp and `sidecar.istio.io/inject: "false"` passed."""
+    service = load_and_plan(f"services:\n  web:\n    image: x\n    labels: {{'{key}': v}}\n")
+    model = load_and_plan(f"models:\n  llm:\n    model: ai/x\n    labels: {{'{key}': v}}\n")
+    for found in (service, model):
+        (message,) = found
+        assert message.startswith(f"{key} may not be set from a Compose file")
+
+
+def test_ordinary_labels_still_become_annotations_and_the_denylist_can_change() -> None:
+    labels = "{com.example.team: a, sidecar.istio.io/inject: 'false'}"
+    text = f"services:\n  web:\n    image: x\n    labels: {labels}\n"
+    assert load_and_plan(text) != []
+    relaxed = replace(SETTINGS, policy=Policy(denied_annotations=("*.apparmor.*",)))
+    assert load_and_plan(text, relaxed) == []
+
+
+@pytest.mark.parametrize(
+    "placement",
+    [
+        "tolerations: [{operator: Exists}]",
+        "tolerations: [{key: node-role.kubernetes.io/control-plane, operator: Exists}]",
+        "nodeSelector: {node-role.kubernetes.io/control-plane: ''}",
+        "nodeSelector: {node-role.kubernetes.io/master: ''}",
+    ],
+)
+def test_control_plane_nodes_and_every_taint_need_allow_any_node(placement: str) -> None:
+    """Issue 12: tolerate-everything and control-plane selectors passed without policy."""
+    for text in (
+        f"services:\n  web:\n    image: x\n    x-kubernetes: {{{placement}}}\n",
+        f"models:\n  llm:\n    model: ai/x\n    x-kubernetes: {{{placement}}}\n",
+    ):
+        (message,) = load_and_plan(text)
+        assert message.endswith("is not allowed by the operator's policy (allowAnyNode)")
+        assert load_and_plan(text, replace(SETTINGS, policy=Policy(allow_any_node=True))) == []
+    tolerant = "tolerations: [{key: nvidia.com/gpu, operator: Exists}]"
+    assert (
+        load_and_plan(f"services:\n  web:\n    image: x\n    x-kubernetes: {{{tolerant}}}\n") == []
+    )

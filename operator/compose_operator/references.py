@@ -18,7 +18,10 @@ _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _REPOSITORY = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
-_HOST = re.compile(r"^(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:]+\])(?::[0-9]+)?$")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_HOST = re.compile(rf"^(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:]+\])(?::(?P<port>[0-9]{{1,5}}))?$")
+"""A DNS name (no label starts or ends with `-`: a reference must never read as a flag in the
+puller's or an engine's arguments) or an IPv6 literal, with a port of 1-65535."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,7 @@ def _looks_like_host(component: str) -> bool:
 
 def parse_reference(text: str) -> Reference:
     """Parse an OCI reference with Docker's defaults; ValueError says what is wrong."""
-    if not text or text != text.strip():
+    if not text or text != text.strip() or text.startswith("-"):
         raise ValueError(f"{text!r} is not a model reference")
     remainder, digest = text, None
     if "@" in remainder:
@@ -63,8 +66,9 @@ def parse_reference(text: str) -> Reference:
     registry = DEFAULT_REGISTRY
     first, _, rest = remainder.partition("/")
     if rest and _looks_like_host(first):
-        if not _HOST.match(first):
-            raise ValueError(f"{text!r}: {first!r} is not a registry host")
+        host = _HOST.match(first)
+        if not host or not 1 <= int(host["port"] or 443) <= 65535:
+            raise ValueError(f"{text!r}: {first!r} is not a registry host[:port]")
         registry, remainder = first, rest
     tag: str | None = None
     last_slash = remainder.rfind("/")

@@ -44,6 +44,66 @@ class GpuProfile:
     """GPUs per replica; a model's `x-kubernetes.gpus` overrides it. None: the default."""
 
 
+DENIED_ENV_NAMES = (
+    "LD_*",
+    "PYTHON*",
+    "GLIBC_*",
+    "GCONV_PATH",
+    "MALLOC_*",
+    "*_PROXY",
+    "PATH",
+    "HOME",
+    "SHELL",
+    "ENV",
+    "BASH_ENV",
+    "IFS",
+    "PS4",
+    "TMPDIR",
+    "NODE_OPTIONS",
+    "NODE_PATH",
+    "NODE_EXTRA_CA_CERTS",
+    "JAVA_TOOL_OPTIONS",
+    "_JAVA_OPTIONS",
+    "JDK_JAVA_OPTIONS",
+    "PERL5OPT",
+    "PERL5LIB",
+    "RUBYOPT",
+    "RUBYLIB",
+    "SSL_CERT_*",
+    "OPENSSL_*",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "AWS_*",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "AZURE_*",
+    "KUBECONFIG",
+    "KUBERNETES_*",
+)
+DENIED_ANNOTATIONS = (
+    "kubernetes.io/*",
+    "*.kubernetes.io/*",
+    "k8s.io/*",
+    "*.k8s.io/*",
+    "io.kubernetes.*",
+    "*.istio.io/*",
+    "istio.io/*",
+    "*.linkerd.io/*",
+    "linkerd.io/*",
+    "*.kuma.io/*",
+    "kuma.io/*",
+    "*.hashicorp.com/*",
+    "*.openshift.io/*",
+    "iam.amazonaws.com/*",
+    "eks.amazonaws.com/*",
+    "iam.gke.io/*",
+    "azure.workload.identity/*",
+    "compose-operator.io/*",
+)
+"""AppArmor, seccomp and Pod Security annotations (`*.kubernetes.io`), runtime annotations
+(`io.kubernetes.*`), service-mesh injection and exclusions, Vault/Consul injection, cloud
+identities, and the operator's own."""
+
+
 @dataclass(frozen=True)
 class Policy:
     """What a Compose file may ask for. Everything that could escape a pod is off by default."""
@@ -56,6 +116,19 @@ class Policy:
     """`cap_add` beyond NET_BIND_SERVICE (which Pod Security "restricted" allows anyway)."""
     allow_root: bool = False
     """`user: "0"` / `user: root`: a service's processes as root (refused by "restricted")."""
+    allow_any_node: bool = False
+    """Tolerations of every taint (`operator: Exists` without a key) and node selectors or
+    tolerations for control-plane nodes (`node-role.kubernetes.io/control-plane`, `/master`)."""
+    allow_file_and_network_flags: bool = False
+    """Model `runtime_flags` that make an engine read local files, load code or reach other
+    hosts (`--chat-template-file`, `--mmproj-url`, `--rpc`, vLLM's `--config`, ...)."""
+    denied_env_names: tuple[str, ...] = DENIED_ENV_NAMES
+    """Variables a model binding may not set (`endpoint_var`, `model_var`), as glob patterns:
+    each changes what a process loads or where it sends traffic, and in bind mode the
+    Deployment belongs to someone else."""
+    denied_annotations: tuple[str, ...] = DENIED_ANNOTATIONS
+    """Compose `labels` keys that may not become pod annotations, as glob patterns: they
+    would relax security (AppArmor, seccomp), skip a service mesh, or claim cloud identity."""
 
 
 @dataclass(frozen=True)

@@ -12,44 +12,19 @@ from collections.abc import Collection, Iterable
 from typing import Any
 
 from compose_operator.compose import values
-from compose_operator.compose.report import Report, child, item
+from compose_operator.compose.report import Report, child, clip, item
 from compose_operator.project import ModelBinding
 
 BINDING_KEYS = ("endpoint_var", "model_var")
-ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
-"""Kubernetes' rule for env names (apimachinery `IsEnvVarName`)."""
-
-PROTECTED_NAMES = frozenset(
-    {
-        "PATH",
-        "PYTHONPATH",
-        "PYTHONSTARTUP",
-        "NODE_OPTIONS",
-        "BASH_ENV",
-        "ENV",
-        "HOME",
-        "SHELL",
-        "IFS",
-        "PS4",
-        "JAVA_TOOL_OPTIONS",
-        "GCONV_PATH",
-    }
-)
-"""Variables a binding may not set, because their value decides what a process runs or loads
-(search paths, preloaded code, startup scripts, proxies that see all traffic): the model URL
-comes from a Compose file that other people may write, and must not take over the service.
-`LD_*` (the dynamic loader: LD_PRELOAD, LD_LIBRARY_PATH…) and `*_PROXY` (HTTP_PROXY,
-HTTPS_PROXY, NO_PROXY, ALL_PROXY, in either case) are refused as families."""
+VARIABLE = re.compile(r"^[A-Z_][A-Z0-9_.]*$")
+"""A binding's variable name: what Compose derives from a model key (upper case, `-` → `_`,
+dots kept). Which names are off limits is the operator's policy (`deniedEnvNames`)."""
 
 
 def env_prefix(key: str) -> str:
     """The variable prefix Compose derives from a model key: upper case, `-` → `_`, nothing
     else (`embedding-model` → `EMBEDDING_MODEL`, `my.model` → `MY.MODEL`)."""
     return key.upper().replace("-", "_")
-
-
-def protected(name: str) -> bool:
-    return name in PROTECTED_NAMES or name.startswith("LD_") or name.upper().endswith("_PROXY")
 
 
 def parse_bindings(
@@ -120,13 +95,11 @@ def _binding(key: str, options: dict[str, Any], path: str, report: Report) -> Mo
 
 def _checked(name: str, var_key: str, explicit: bool, path: str, report: Report) -> str | None:
     hint = "" if explicit else f" (derived from the model key; choose a name with {var_key})"
-    if not ENV_NAME.match(name):
-        report.problem(path, f"{name!r} is not a valid environment variable name{hint}")
-        return None
-    if protected(name):
+    if not VARIABLE.match(name):
         report.problem(
             path,
-            f"{name} controls how processes start and may not be set by a model binding{hint}",
+            f"{clip(name)!r} is not a variable name a binding may set: capital letters, digits, "
+            f"'_' and '.', not starting with a digit{hint}",
         )
         return None
     return name

@@ -16,7 +16,7 @@ from typing import Any
 from compose_operator.compose import bindings, envfile, filerefs, servicefields, values
 from compose_operator.compose.models import parse_tolerations
 from compose_operator.compose.projectfiles import NO_FILES, ProjectFiles, normalize, not_carried
-from compose_operator.compose.report import Report, child, item
+from compose_operator.compose.report import Report, child, clip, item
 from compose_operator.project import (
     Escalations,
     FileMount,
@@ -27,6 +27,8 @@ from compose_operator.project import (
 )
 
 NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
+ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+"""Kubernetes' rule for env names (apimachinery `IsEnvVarName`)."""
 MAPPED_KEYS = frozenset(
     {
         "image",
@@ -297,7 +299,11 @@ class _ServiceReader:
                 **{k: v for k, v in own.items() if v is not None},
                 **context.environment,
             }
-            merged = {**self._read_env_files("env_file", lookup, context)}
+            merged = {
+                key: value
+                for key, value in self._read_env_files("env_file", lookup, context).items()
+                if key in own or valid_env_name(key, self.at("env_file"), self.report)
+            }
         merged.update(own)
         return {key: value for key, value in merged.items() if value is not None}
 
@@ -465,14 +471,13 @@ def _environment(
             if text is None:
                 continue
             key, equals, rest = text.partition("=")
-            if key:
-                entries.append((key, rest if equals else None, item(path, index)))
-            else:
-                values.expected(report, item(path, index), "NAME=value", text)
+            entries.append((key, rest if equals else None, item(path, index)))
     else:
         mapping = values.mapping(value, path, report) or {}
         entries = [(key, element, child(path, key)) for key, element in mapping.items()]
     for key, element, entry_path in entries:
+        if not valid_env_name(key, entry_path, report):
+            continue
         if element is None:
             environment[key] = interpolation.get(key)
             if environment[key] is None:
@@ -485,6 +490,19 @@ def _environment(
         else:
             values.expected(report, entry_path, "a string", element)
     return environment
+
+
+def valid_env_name(name: str, path: str, report: Report) -> bool:
+    """Kubernetes' rule: `""`, `A=B` or `LLM URL` would be refused by the API server, after
+    other objects of the app were applied already."""
+    if ENV_NAME.match(name):
+        return True
+    report.problem(
+        path,
+        f"{clip(name)!r} is not a valid environment variable name: letters, digits, '_', '-' "
+        "and '.', not starting with a digit",
+    )
+    return False
 
 
 def _labels(value: Any, path: str, report: Report) -> dict[str, str]:

@@ -40,12 +40,29 @@ class Weights:
 
 @dataclass(frozen=True)
 class FlagRules:
-    """How an engine treats runtime flags: refused ones break the contract, the others
-    replace a value the operator set (the last flag wins) and deserve a warning."""
+    """How an engine treats runtime flags: refused ones break the contract; external ones
+    make the engine read local files, load code or reach other hosts (refused unless the
+    policy allows them); the others replace a value the operator set (the last flag wins) and
+    deserve a warning."""
 
     refused: frozenset[str]
     overrides: Mapping[str, str] = field(default_factory=dict)
     """flag → what it overrides, e.g. {"--ctx-size": "context_size"}; applies when set."""
+    external: frozenset[str] = frozenset()
+    external_unless_inline: frozenset[str] = frozenset()
+    """Flags whose value is read as a file unless it is inline text holding `{` (vLLM tries
+    `--chat-template` as a file first)."""
+    abbreviations: bool = False
+    """The engine's parser (argparse) takes any unique prefix of a long flag as the flag."""
+
+    def known(self) -> list[tuple[str, str]]:
+        """(flag, kind) for every flag with a rule, the strictest kinds first."""
+        kinds = (
+            ("refused", self.refused),
+            ("external", self.external | self.external_unless_inline),
+            ("override", frozenset(self.overrides)),
+        )
+        return [(flag, kind) for kind, flags in kinds for flag in sorted(flags)]
 
 
 class Engine(Protocol):
@@ -60,9 +77,10 @@ class Engine(Protocol):
     def args(self, model: Model, weights: Weights, gpus: int) -> list[str]: ...
 
     def check(
-        self, model: Model, weights: Weights, gpus: int, path: str
+        self, model: Model, weights: Weights, gpus: int, path: str, *, external: bool = False
     ) -> tuple[list[Problem], list[Warning]]:
-        """What this engine refuses (problems) or ignores (warnings) in model `path`."""
+        """What this engine refuses (problems) or ignores (warnings) in model `path`;
+        `external`: the policy allows flags that read files or reach other hosts."""
         ...
 
     def env(self, weights: Weights) -> dict[str, str]: ...
@@ -100,29 +118,78 @@ def health_probes() -> dict[str, dict[str, Any]]:
 
 
 def flag_name(flag: str) -> str:
-    """`--port=9000` → `--port`; a value such as `0.7` stays as is (never a flag we check)."""
-    return flag.split("=", 1)[0] if flag.startswith("-") else flag
+    """`--port=9000` → `--port`, `--served_model_name` → `--served-model-name` (both engines'
+    parsers take underscores or ignore the spelling, so the check must not); a value such as
+    `0.7` stays as is (never a flag we check)."""
+    if not flag.startswith("-"):
+        return flag
+    name = flag.split("=", 1)[0]
+    return "--" + name[2:].replace("_", "-") if name.startswith("--") else name
+
+
+def _resolve(name: str, rules: FlagRules) -> tuple[str, str] | None:
+    """(the flag `name` stands for, its kind), or None when no rule applies."""
+    known = rules.known()
+    for flag, kind in known:
+        if flag == name:
+            return flag, kind
+    if rules.abbreviations and name.startswith("--") and len(name) > 3:
+        for flag, kind in known:
+            if flag.startswith(name):
+                return flag, kind
+    return None
+
+
+def _value(flags: Sequence[str], index: int) -> str:
+    flag = flags[index]
+    if "=" in flag:
+        return flag.split("=", 1)[1]
+    return flags[index + 1] if index + 1 < len(flags) else ""
 
 
 def check_flags(
-    flags: Sequence[str], rules: FlagRules, active: Mapping[str, bool], path: str
+    flags: Sequence[str],
+    rules: FlagRules,
+    active: Mapping[str, bool],
+    path: str,
+    *,
+    external: bool = False,
 ) -> tuple[list[Problem], list[Warning]]:
-    """Refuse contract-breaking flags; warn about flags that replace a value we set.
+    """Refuse contract-breaking flags, and flags that reach outside the pod unless
+    `external`; warn about flags that replace a value we set. Spellings the engines accept
+    (underscores, argparse's abbreviations) are checked as the flag they stand for.
 
     `active` says which overridden values the operator actually set for this model (a
     `--ctx-size` with no `context_size` overrides nothing). `path` is the model's.
     """
     problems, warnings = [], []
     for index, flag in enumerate(flags):
-        name = flag_name(flag)
+        found = _resolve(flag_name(flag), rules)
+        if found is None:
+            continue
+        name, kind = found
         where = f"{path}.runtime_flags[{index}]"
-        if name in rules.refused:
-            problems.append(Problem(where, f"{name} is set by the operator; remove it"))
-        elif name in rules.overrides and active.get(rules.overrides[name], False):
+        written = flag.split("=", 1)[0]
+        spelled = "" if written == name else f"{written} is {name}: "
+        if kind == "refused":
+            problems.append(Problem(where, f"{spelled}{name} is set by the operator; remove it"))
+        elif kind == "external" and not external:
+            if name in rules.external_unless_inline and "{" in _value(flags, index):
+                continue
+            problems.append(
+                Problem(
+                    where,
+                    f"{spelled}{name} makes the engine read local files, load code or reach "
+                    "other hosts, which the operator's policy does not allow "
+                    "(allowFileAndNetworkFlags)",
+                )
+            )
+        elif kind == "override" and active.get(rules.overrides[name], False):
             what = rules.overrides[name]
             warnings.append(
                 Warning(
-                    where, f"{name} overrides the {what} the operator sets (the last flag wins)"
+                    where,
+                    f"{spelled}{name} overrides the {what} the operator sets (the last flag wins)",
                 )
             )
     return problems, warnings

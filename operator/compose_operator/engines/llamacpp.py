@@ -34,6 +34,60 @@ RULES = base.FlagRules(
             "-hf",
             "-hfr",
             "--hf-repo",
+            "--api-prefix",
+        }
+    ),
+    # common/arg.cpp: flags that name a file to read or write, or a host or URL to reach.
+    external=frozenset(
+        {
+            "-f",
+            "--file",
+            "-bf",
+            "--binary-file",
+            "-mm",
+            "--mmproj",
+            "-mmu",
+            "--mmproj-url",
+            "--lora",
+            "--lora-scaled",
+            "--control-vector",
+            "--control-vector-scaled",
+            "--grammar-file",
+            "-jf",
+            "--json-schema-file",
+            "--chat-template-file",
+            "--path",
+            "--ssl-key-file",
+            "--ssl-cert-file",
+            "--api-key-file",
+            "-lcs",
+            "--lookup-cache-static",
+            "-lcd",
+            "--lookup-cache-dynamic",
+            "--prompt-cache",
+            "--slot-save-path",
+            "--log-file",
+            "-md",
+            "--model-draft",
+            "-mv",
+            "--model-vocoder",
+            "-hfd",
+            "-hfrd",
+            "--hf-repo-draft",
+            "-hff",
+            "--hf-file",
+            "-hfv",
+            "-hfrv",
+            "--hf-repo-v",
+            "-hffv",
+            "--hf-file-v",
+            "-hft",
+            "--hf-token",
+            "--rpc",
+            "--models-dir",
+            "--models-preset",
+            "--media-path",
+            "--webui-config-file",
         }
     ),
     overrides={
@@ -67,10 +121,10 @@ class LlamaCpp:
         return args + list(model.runtime_flags)
 
     def check(
-        self, model: Model, weights: base.Weights, gpus: int, path: str
+        self, model: Model, weights: base.Weights, gpus: int, path: str, *, external: bool = False
     ) -> tuple[list[Problem], list[Warning]]:
         active = {"context_size": model.context_size is not None, "GPU layer count (999)": True}
-        return base.check_flags(model.runtime_flags, RULES, active, path)
+        return base.check_flags(model.runtime_flags, RULES, active, path, external=external)
 
     def env(self, weights: base.Weights) -> dict[str, str]:
         env = base.telemetry_env(weights)

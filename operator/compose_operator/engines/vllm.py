@@ -26,6 +26,39 @@ RULES = base.FlagRules(
         "--tensor-parallel-size": "tensor parallel size (one per GPU)",
         "-tp": "tensor parallel size (one per GPU)",
     },
+    # Files to read (any flag of them: `--config`), code to import, hosts to reach.
+    external=frozenset(
+        {
+            "--config",
+            "--tokenizer",
+            "--download-dir",
+            "--lora-modules",
+            "--ssl-keyfile",
+            "--ssl-certfile",
+            "--ssl-ca-certs",
+            "--allowed-local-media-path",
+            "--tool-parser-plugin",
+            "--middleware",
+            "--logits-processors",
+            "--worker-cls",
+            "--worker-extension-cls",
+            "--hf-config-path",
+            "--speculative-config",
+            "--kv-transfer-config",
+            "--kv-events-config",
+            "--otlp-traces-endpoint",
+            "--trust-remote-code",
+            "--model-loader-extra-config",
+            "--generation-config",
+            "--revision",
+            "--code-revision",
+            "--tokenizer-revision",
+            "--data-parallel-address",
+            "--distributed-executor-backend",
+        }
+    ),
+    external_unless_inline=frozenset({"--chat-template"}),
+    abbreviations=True,
 )
 SHM_VOLUME = "dshm"
 
@@ -54,13 +87,15 @@ class Vllm:
         return args + list(model.runtime_flags)
 
     def check(
-        self, model: Model, weights: base.Weights, gpus: int, path: str
+        self, model: Model, weights: base.Weights, gpus: int, path: str, *, external: bool = False
     ) -> tuple[list[Problem], list[Warning]]:
         active = {
             "context_size": model.context_size is not None,
             "tensor parallel size (one per GPU)": gpus > 1,
         }
-        problems, warnings = base.check_flags(model.runtime_flags, RULES, active, path)
+        problems, warnings = base.check_flags(
+            model.runtime_flags, RULES, active, path, external=external
+        )
         if weights.huggingface is not None and ":" in weights.huggingface:
             message = "vLLM serves the whole repository; the :tag is ignored"
             warnings.append(Warning(f"{path}.model", message))

@@ -58,7 +58,13 @@ def build_model_workload(
     result.problems += problems
     if engine is None or weights is None:
         return result
-    problems, warnings = engine.check(model, weights.weights, placement.gpus, path)
+    problems, warnings = engine.check(
+        model,
+        weights.weights,
+        placement.gpus,
+        path,
+        external=settings.policy.allow_file_and_network_flags,
+    )
     result.problems += problems
     result.warnings += warnings
     if result.problems:

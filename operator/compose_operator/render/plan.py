@@ -96,6 +96,7 @@ def plan(
         if binding is not None or key in decision.refusals:
             planned_models.append(_not_own(model.key, model.model, binding, endpoints[key]))
             continue
+        problems += security.model_refusals(model, settings.policy, path)
         workload = build_model_workload(
             model, app=app, namespace=namespace, endpoint=endpoints[key], settings=settings
         )
@@ -124,6 +125,7 @@ def plan(
             warnings.append(Warning(path, NOTHING_TO_DO))
             continue
         bound_env = env.binding_env(service, project.models, urls, mode=settings.model_endpoint)
+        problems += security.binding_refusals(service, settings.policy, path)
         problems += bound_env.problems
         warnings += bound_env.warnings
         injected = bound_env.env

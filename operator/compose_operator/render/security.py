@@ -12,12 +12,13 @@ file is often written by someone other than the cluster's operators.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+import fnmatch
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from compose_operator.errors import Problem
-from compose_operator.project import Service
+from compose_operator.project import Model, Service
 from compose_operator.settings import Policy
 
 NON_ROOT_ID = 65532
@@ -115,7 +116,105 @@ def parse_user(user: str) -> tuple[str, str]:
     return uid, gid
 
 
+CONTROL_PLANE_LABELS = frozenset(
+    {"node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master"}
+)
+CLOUD_LABELS = frozenset({"cloud.instance-type", "cloud.region", "cloud.zone"})
+"""Model labels the planner turns into scheduling, never into annotations."""
+
+
+def denied(name: str, patterns: Iterable[str]) -> str | None:
+    """The first glob pattern that matches `name`, if any."""
+    return next((pattern for pattern in patterns if fnmatch.fnmatchcase(name, pattern)), None)
+
+
+def binding_refusals(service: Service, policy: Policy, path: str) -> list[Problem]:
+    """Model variables on the policy's denylist (`PATH`, `LD_*`, `*_PROXY`, ...): in bind mode
+    they would go into a Deployment someone else owns."""
+    problems = []
+    for binding in service.models:
+        for var, at, key in (
+            (binding.endpoint_var, binding.endpoint_at, "endpoint_var"),
+            (binding.model_var, binding.model_at, "model_var"),
+        ):
+            pattern = denied(var, policy.denied_env_names)
+            if pattern is not None:
+                problems.append(
+                    Problem(
+                        at or f"{path}.models.{binding.model}",
+                        f"{var} may not be set by a model binding: it changes what a process "
+                        f"loads or where its traffic goes (the operator's policy "
+                        f"deniedEnvNames: {pattern}); choose another name with {key}",
+                    )
+                )
+    return problems
+
+
+def annotation_refusals(keys: Iterable[str], policy: Policy, path: str) -> list[Problem]:
+    """Compose `labels` that would become security-relevant pod annotations."""
+    problems = []
+    for key in sorted(keys):
+        pattern = denied(key, policy.denied_annotations)
+        if pattern is not None:
+            problems.append(
+                Problem(
+                    f"{path}.{key}",
+                    f"{key} may not be set from a Compose file: it would change how the pod is "
+                    f"secured, meshed or identified (the operator's policy deniedAnnotations: "
+                    f"{pattern})",
+                )
+            )
+    return problems
+
+
+def placement_refusals(
+    node_selector: Mapping[str, str],
+    tolerations: Sequence[Mapping[str, Any]],
+    policy: Policy,
+    path: str,
+) -> list[Problem]:
+    """Control-plane nodes and tolerating every taint, unless the policy allows any node."""
+    if policy.allow_any_node:
+        return []
+    problems = [
+        Problem(
+            f"{path}.nodeSelector.{key}",
+            "scheduling onto control-plane nodes is not allowed by the operator's policy "
+            "(allowAnyNode)",
+        )
+        for key in sorted(node_selector)
+        if key in CONTROL_PLANE_LABELS
+    ]
+    for index, toleration in enumerate(tolerations):
+        key = toleration.get("key")
+        if not key and toleration.get("operator") == "Exists":
+            why = "tolerating every taint (operator: Exists without a key)"
+        elif key in CONTROL_PLANE_LABELS:
+            why = "tolerating the control-plane taint"
+        else:
+            continue
+        problems.append(
+            Problem(
+                f"{path}.tolerations[{index}]",
+                f"{why} is not allowed by the operator's policy (allowAnyNode)",
+            )
+        )
+    return problems
+
+
+def model_refusals(model: Model, policy: Policy, path: str) -> list[Problem]:
+    options = model.kubernetes
+    annotations = [key for key in model.labels if key not in CLOUD_LABELS]
+    return [
+        *annotation_refusals(annotations, policy, f"{path}.labels"),
+        *placement_refusals(
+            options.node_selector, options.tolerations, policy, f"{path}.x-kubernetes"
+        ),
+    ]
+
+
 def refusals(service: Service, policy: Policy, path: str) -> list[Problem]:
+    """What a service with an image asks for that the policy does not allow."""
     asks = service.escalations
     extra_capabilities = sorted(
         {capability(c) for c in asks.cap_add} - ALLOWED_CAPABILITIES, key=str
@@ -138,6 +237,10 @@ def refusals(service: Service, policy: Policy, path: str) -> list[Problem]:
         for asked, allowed, key, flag in found
         if asked and not allowed
     ]
+    problems += annotation_refusals(service.labels, policy, f"{path}.labels")
+    problems += placement_refusals(
+        service.node_selector, service.tolerations, policy, f"{path}.x-kubernetes"
+    )
     if not policy.allow_bind_mounts:
         problems += [
             Problem(f"{path}.volumes[{index}]", host_path_refusal(mount.source))
