@@ -584,11 +584,18 @@ def symlink(name: str, target: str) -> tarfile.TarInfo:
         ),
         (
             symlink("passwd", "/etc/passwd"),
-            "unsafe link 'passwd' -> '/etc/passwd' in the archive: points outside",
+            "archive member 'passwd' is a link (to '/etc/passwd'); a model archive may hold "
+            "only files and directories",
         ),
         (
             symlink("sub/up", "../../x"),
-            "unsafe link 'sub/up' -> '../../x' in the archive: points outside",
+            "archive member 'sub/up' is a link (to '../../x'); a model archive may hold only "
+            "files and directories",
+        ),
+        (
+            symlink("inside", "config.json"),
+            "archive member 'inside' is a link (to 'config.json'); a model archive may hold "
+            "only files and directories",
         ),
     ],
 )
@@ -692,3 +699,60 @@ def test_concurrent_pulls_into_one_directory_download_once(
         len(WEIGHTS) + len(LICENSE_TEXT) + len(TEMPLATE),
     ]
     assert (tmp_path / "model.gguf").read_bytes() == WEIGHTS
+
+
+def test_three_archive_layers_with_chained_links_write_nothing_outside(
+    fake: FakeRegistry, tmp_path: Path
+) -> None:
+    """Issue 12: each layer checked on its own, `a -> .`, then `a/b -> ..`, then `a/b/x` wrote
+    x beside the destination (link targets were checked as text, per archive)."""
+    layers = [
+        make_tar([(symlink("a", "."), None)]),
+        make_tar([(symlink("a/b", ".."), None)]),
+        make_tar([(file_member("a/b/escaped.txt"), b"outside")]),
+    ]
+    fake.add_model(
+        "ai/chain",
+        "latest",
+        [(b"w", media.SAFETENSORS, None), *((layer, media.DIR_TAR, None) for layer in layers)],
+    )
+    dest = tmp_path / "models"
+
+    with pytest.raises(UnsafePath) as caught:
+        pull(fake, "ai/chain", dest)
+
+    assert "is a link" in str(caught.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models"]
+    assert not any(path.is_symlink() for path in dest.rglob("*"))
+
+
+def test_writes_and_prunes_never_follow_a_link_already_in_the_destination(
+    fake: FakeRegistry, tmp_path: Path
+) -> None:
+    """A link left in the volume (an older puller, another writer on a shared claim) is never
+    written through, and pruning never deletes through it."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "victim").write_bytes(b"keep me")
+    dest = tmp_path / "models"
+    dest.mkdir()
+    (dest / "sub").symlink_to(outside)
+    nested = {media.FILEPATH_ANNOTATION: "sub/model.gguf"}
+    fake.add_model("ai/nested", "latest", [(WEIGHTS, GGUF, nested)])
+
+    with pytest.raises(UnsafePath) as caught:
+        pull(fake, "ai/nested", dest)
+    assert "sub is a link" in str(caught.value)
+    assert sorted(p.name for p in outside.iterdir()) == ["victim"]
+
+    (dest / "sub").unlink()
+    add_smollm(fake)
+    pull(fake, "ai/smollm2", dest)
+    state = json.loads((dest / STATE_FILE).read_text())
+    entry = {"path": "sub/victim", "size": 7, "mtime_ns": 0}
+    state["layers"].append({"digest": "sha256:0", "path": None, "files": [entry]})
+    (dest / STATE_FILE).write_text(json.dumps(state))
+    (dest / "sub").symlink_to(outside)
+    add_smollm(fake, "v2")
+    pull(fake, "ai/smollm2:v2", dest)
+    assert (outside / "victim").read_bytes() == b"keep me"

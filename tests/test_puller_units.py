@@ -303,3 +303,22 @@ def test_progress_is_throttled() -> None:
         "model.gguf: 2.5 MiB / 4.0 MiB (62%)",
         "model.gguf: 2.8 MiB / 4.0 MiB (68%)",
     ]
+
+
+def test_confined_paths_never_pass_through_a_link(tmp_path: Path) -> None:
+    from compose_operator.puller import confined
+
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "link").symlink_to(tmp_path / "dir")
+    assert confined.path(tmp_path, "dir/new/deeper") == tmp_path / "dir" / "new" / "deeper"
+    assert confined.path(tmp_path, "link") == tmp_path / "link", "the last part may be a link"
+    for bad, why in (
+        ("link/x", "link is a link"),
+        ("file/x", "file is not a directory"),
+        ("../x", "not a path inside"),
+        ("/etc/x", "not a path inside"),
+    ):
+        with pytest.raises(UnsafePath, match=why):
+            confined.path(tmp_path, bad)
+    assert confined.root(tmp_path / "link") == (tmp_path / "dir").resolve()

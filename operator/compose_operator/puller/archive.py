@@ -1,21 +1,22 @@
 """Unpack a tar layer (vLLM config, a model directory) without trusting its member names.
 
-Every member is checked before anything is written: no absolute paths, no `..`, no link
-that points outside the destination, no devices or FIFOs, nothing under our reserved names.
-The archive is unpacked into a staging directory first (with tarfile's `data` filter as a
-second guard) and each file is then renamed into place, so a failed unpack never leaves a
-half-written file where an engine would read it.
+Every member is checked before anything is written: no absolute paths, no `..`, no links
+(a model needs none, and links chained across layers can point anywhere), no devices or
+FIFOs, nothing under our reserved names. The archive is unpacked into a staging directory
+first (with tarfile's `data` filter as a second guard) and each file is then renamed into
+place through `confined` paths, so a failed unpack never leaves a half-written file where an
+engine would read it, and nothing is ever written through a link.
 """
 
 from __future__ import annotations
 
 import os
-import posixpath
 import shutil
 import tarfile
 from collections.abc import Set
 from pathlib import Path
 
+from compose_operator.puller import confined
 from compose_operator.puller.errors import PullError, UnsafePath
 from compose_operator.puller.media import safe_relative_path
 
@@ -27,14 +28,10 @@ def _check_member(member: tarfile.TarInfo, protected: Set[str]) -> None:
     if member.isfile() or member.isdir():
         return
     if member.issym() or member.islnk():
-        target = member.linkname
-        base = posixpath.dirname(name) if member.issym() else ""
-        resolved = posixpath.normpath(posixpath.join(base, target))
-        if posixpath.isabs(target) or resolved == ".." or resolved.startswith("../"):
-            raise UnsafePath(
-                f"unsafe link {member.name!r} -> {target!r} in the archive: points outside"
-            )
-        return
+        raise UnsafePath(
+            f"archive member {member.name!r} is a link (to {member.linkname!r}); a model "
+            "archive may hold only files and directories"
+        )
     raise UnsafePath(f"unsafe member {member.name!r} in the archive: not a file or directory")
 
 
@@ -70,14 +67,13 @@ def _move_into_place(staging: Path, destination: Path) -> list[str]:
     for root, directories, files in os.walk(staging):
         relative_root = Path(root).relative_to(staging)
         for directory in directories:
-            source = Path(root) / directory
-            if source.is_symlink():
-                files.append(directory)
-            else:
-                (destination / relative_root / directory).mkdir(parents=True, exist_ok=True)
+            target = confined.path(destination, (relative_root / directory).as_posix())
+            if target.is_symlink():
+                raise UnsafePath(f"{relative_root / directory} is a link; never followed")
+            target.mkdir(exist_ok=True)
         for file in files:
             relative = relative_root / file
-            target = destination / relative
+            target = confined.path(destination, relative.as_posix())
             if target.is_dir() and not target.is_symlink():
                 raise PullError(f"archive file {relative} would replace a directory")
             (Path(root) / file).replace(target)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from compose_operator.puller import archive, media
+from compose_operator.puller import archive, confined, media
 from compose_operator.puller.client import Policy, RegistryClient
 from compose_operator.puller.errors import DigestMismatch, PullError, RegistryUnreachable
 from compose_operator.puller.progress import Progress, human_bytes
@@ -67,7 +67,7 @@ class LayerPuller:
 
     def pull_file(self, planned: media.PlannedFile, previous: PullRecord) -> PulledFile:
         layer = planned.layer
-        target = self.dest / planned.path
+        target = confined.path(self.dest, planned.path)
         present = previous.recorded_file(planned, self.dest) or self._verified_in_place(
             target, layer
         )

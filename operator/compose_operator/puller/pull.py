@@ -24,13 +24,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from compose_operator import references
-from compose_operator.puller import auth, media
+from compose_operator.puller import auth, confined, media
 from compose_operator.puller.client import DEFAULT_POLICY, Policy, RegistryClient
 from compose_operator.puller.errors import (
     DigestMismatch,
     NotAModel,
     PullError,
     RegistryUnreachable,
+    UnsafePath,
 )
 from compose_operator.puller.layers import LayerPuller, PulledFile, hasher_for
 from compose_operator.puller.progress import Progress, human_bytes
@@ -77,6 +78,7 @@ def pull_model(
     started = time.monotonic()
     report = Progress(sys.stderr if progress is None else progress)
     dest.mkdir(parents=True, exist_ok=True)
+    dest = confined.root(dest)
     with _locked(dest, report):
         previous = PullRecord.load(dest)
         if (
@@ -306,10 +308,12 @@ def _link(link: Path, target: str) -> None:
 def _prune(dest: Path, previous: PullRecord, current: PullRecord) -> None:
     """Remove what an earlier pull wrote that this artifact no longer has, and stale partials."""
     keep = current.paths()
-    for path in previous.paths() - keep:
-        (dest / path).unlink(missing_ok=True)
+    stale = previous.paths() - keep
     if previous.model_link and current.model_link is None and previous.model_link not in keep:
-        (dest / previous.model_link).unlink(missing_ok=True)
+        stale.add(previous.model_link)
+    for path in sorted(stale):
+        with contextlib.suppress(UnsafePath):  # behind a link: never deleted through it
+            confined.path(dest, path).unlink(missing_ok=True)
     for leftover in dest.glob(f"{PARTIAL_PREFIX}*"):
         if leftover.is_dir() and not leftover.is_symlink():
             shutil.rmtree(leftover)
