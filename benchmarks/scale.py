@@ -5,7 +5,8 @@ the running e2e cluster (`e2e/cluster/cluster.sh`), or starts one and stops it a
 operator runs as a local process under the Helm chart's ServiceAccount and RBAC, and the
 cluster's audit log records its every request, reads and watches included.
 
-Printed, all from this one run:
+Printed, all from this one run (nothing is deleted between the runs: namespace deletion takes
+minutes here, so later runs see the earlier apps):
 - the floor: serial `kubectl apply --server-side` of the objects `render` gives for the same N
   apps, one request per object (kubectl sends them one after another);
 - create: from `kubectl apply` of N ComposeApps to every app's status current (observed
@@ -14,7 +15,8 @@ Printed, all from this one run:
 - steady state: requests per resync period once every status is current;
 - one edit: from patching one app's `context_size` to its Deployment's new args, the other
   apps idle;
-- the operator's RSS (current and peak) after each one-namespace run.
+- the operator's RSS (current and peak) after the first run (N = the first size);
+- how long the operator takes to exit on SIGTERM with every app in the cluster.
 
 The kwok GPU nodes fill up, so most model pods stay Pending, as on a busy cluster.
 """
@@ -24,6 +26,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -195,9 +199,9 @@ class CurrentWatch:
         self.stop.set()
 
 
-def floor_seconds(cluster: Cluster, count: int, settings_text: str) -> float:
+def floor_seconds(cluster: Cluster, count: int) -> float:
     """Serial server-side apply of the objects `render` gives for `count` apps, one namespace."""
-    settings = load_settings(settings_text, file=str(KWOK_SETTINGS))
+    settings = load_settings(KWOK_SETTINGS.read_text(), file=str(KWOK_SETTINGS))
     namespace = f"bench-floor-{count}"
     documents = []
     for _, name in placement(count, [namespace]):
@@ -205,6 +209,7 @@ def floor_seconds(cluster: Cluster, count: int, settings_text: str) -> float:
         for obj in plan(project, app=name, namespace=namespace, settings=settings).objects:
             documents.append({**obj, "metadata": {**obj["metadata"], "namespace": namespace}})
     cluster.kubectl("create", "namespace", namespace)
+    created_namespaces.append(namespace)
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
         yaml.safe_dump_all(documents, handle)
     try:
@@ -219,17 +224,22 @@ def floor_seconds(cluster: Cluster, count: int, settings_text: str) -> float:
         elapsed = time.monotonic() - started
     finally:
         Path(handle.name).unlink()
-    delete_namespaces(cluster, [namespace])
+    print(f"floor, {len(documents)} objects: {elapsed:.1f} s", file=sys.stderr)
     return elapsed
 
 
+created_namespaces: list[str] = []
+cluster_was_running = False
+
+
 def delete_namespaces(cluster: Cluster, namespaces: list[str]) -> None:
+    """Left to the namespace controller: a reused cluster is cleaned up in the background."""
     command = [str(cluster.kubectl_path), f"--kubeconfig={cluster.kubeconfig}"]
     subprocess.run(
-        [*command, "delete", "namespace", "--ignore-not-found", *namespaces, "--timeout=1200s"],
-        check=True,
+        [*command, "delete", "namespace", "--ignore-not-found", "--wait=false", *namespaces],
+        check=False,
         capture_output=True,
-        timeout=1300,
+        timeout=300,
     )
 
 
@@ -251,13 +261,13 @@ def create_run(
     *,
     count: int,
     spread: int,
-    floor: float,
     timeout: float,
 ) -> tuple[RunResult, list[tuple[str, str]]]:
     run = f"{count}x{spread}"
     namespaces = namespaces_for(run, spread)
     for namespace in namespaces:
         cluster.kubectl("create", "namespace", namespace)
+        created_namespaces.append(namespace)
     keys = placement(count, namespaces)
     text = yaml.safe_dump_all([app_manifest(name, ns) for ns, name in keys])
     mark = audit.mark()
@@ -275,7 +285,7 @@ def create_run(
         label=f"{count} apps in {spread} namespace{'s' if spread > 1 else ''}",
         count=count,
         spread=spread,
-        floor=floor,
+        floor=0.0,
         seconds=seconds,
         current=current,
         requests=tally(audit.events(mark)),
@@ -335,8 +345,10 @@ def rss(pid: int) -> tuple[int, int]:
 
 @contextlib.contextmanager
 def e2e_cluster(scratch: Path) -> Iterator[Cluster]:
+    global cluster_was_running
     running = subprocess.run([str(CLUSTER_SCRIPT), "status"], capture_output=True, check=False)
     if running.returncode == 0:
+        cluster_was_running = True
         listed = subprocess.run(
             [str(CLUSTER_SCRIPT), "env"], capture_output=True, text=True, check=True
         )
@@ -374,25 +386,20 @@ def report(results: list[RunResult], extra: dict[str, Any]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", default="100,1000", help="app counts (comma-separated)")
-    parser.add_argument("--spreads", default="1,20", help="namespace counts (comma-separated)")
+    parser.add_argument("--sizes", default="1000,100", help="app counts, in run order")
+    parser.add_argument("--spreads", default="1,20", help="namespace counts, in run order")
     parser.add_argument("--resync-seconds", type=float, default=30.0)
     parser.add_argument("--timeout", type=float, default=600.0, help="per create run")
     parser.add_argument("--operator-arg", action="append", default=[], help="extra run flags")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     spreads = [int(s) for s in args.spreads.split(",")]
-    settings_text = KWOK_SETTINGS.read_text()
     results: list[RunResult] = []
     extra: dict[str, Any] = {}
     with (
         tempfile.TemporaryDirectory(prefix="bench-scale-") as scratch,
         e2e_cluster(Path(scratch)) as cluster,
     ):
-        floors = {}
-        for count in sizes:
-            floors[count] = floor_seconds(cluster, count, settings_text)
-            print(f"floor, {count * 4} objects: {floors[count]:.1f} s", file=sys.stderr)
         account = install_crd_and_rbac(cluster, webhook=False)
         watch = CurrentWatch(cluster)
         with running_operator(
@@ -406,13 +413,7 @@ def main() -> None:
             for count in sizes:
                 for spread in spreads:
                     result, keys = create_run(
-                        cluster,
-                        watch,
-                        audit,
-                        count=count,
-                        spread=spread,
-                        floor=floors[count],
-                        timeout=args.timeout,
+                        cluster, watch, audit, count=count, spread=spread, timeout=args.timeout
                     )
                     results.append(result)
                     print(
@@ -420,11 +421,29 @@ def main() -> None:
                         f"({result.current}/{count} current)",
                         file=sys.stderr,
                     )
-                    if spread == spreads[0] and result.seconds:
+                    if count == sizes[0] and spread == spreads[0]:
                         measure_steady(cluster, audit, operator, keys, args, extra)
-                    delete_namespaces(cluster, sorted({ns for ns, _ in keys}))
+            shutdown_seconds(operator, extra)
         watch.close()
+        # The floor last, with the operator gone (its objects carry our labels) and the apps
+        # still there: namespace deletion is slow here (minutes for a thousand Services).
+        floors = {count: floor_seconds(cluster, count) for count in sizes}
+        for result in results:
+            result.floor = floors[result.count]
+        if os.environ.get("COMPOSE_E2E_KUBECONFIG") or cluster_was_running:
+            delete_namespaces(cluster, sorted(created_namespaces))
     report(results, extra)
+
+
+def shutdown_seconds(operator: OperatorProcess, extra: dict[str, Any]) -> None:
+    """SIGTERM with every app in the cluster: how long the operator takes to exit."""
+    started = time.monotonic()
+    operator.process.send_signal(signal.SIGTERM)
+    try:
+        operator.process.wait(timeout=60)
+        extra["shutdown on SIGTERM"] = fmt_seconds(time.monotonic() - started)
+    except subprocess.TimeoutExpired:
+        extra["shutdown on SIGTERM"] = "still running after 60 s"
 
 
 def measure_steady(

@@ -130,6 +130,21 @@ class Cluster:
             and event.get("user", {}).get("username") == user
         ]
 
+    def audit_requests(self, user: str, since: int = 0) -> list[dict[str, Any]]:
+        """Every completed request of a user since a mark, reads included (the audit policy
+        records reads of the operator's ServiceAccounts only); a watch counts when it starts."""
+        with self._require_audit_log().open("rb") as log:
+            log.seek(since)
+            lines = log.read().splitlines()
+        events = (json.loads(line) for line in lines if line.strip())
+        return [
+            event
+            for event in events
+            if event.get("user", {}).get("username") == user
+            and event.get("stage")
+            == ("ResponseStarted" if event.get("verb") == "watch" else "ResponseComplete")
+        ]
+
     def _require_audit_log(self) -> Path:
         if self.audit_log is None:
             pytest.fail("COMPOSE_E2E_AUDIT_LOG is not set, so the audit log cannot be read")
