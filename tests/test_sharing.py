@@ -10,6 +10,7 @@ import pytest
 
 from compose_operator.compose import load_project
 from compose_operator.errors import ComposeError
+from compose_operator.plan import OfferRef
 from compose_operator.project import ComposeProject, KubernetesOptions, Model, OfferSpec
 from compose_operator.render import plan, sharing
 from compose_operator.render.sharing import Offer, SharingInput
@@ -204,9 +205,9 @@ def test_several_matches_keep_the_bound_one_else_the_first_by_name() -> None:
     second = replace(PLATFORM, namespace="z-platform")
     common: dict[str, Any] = {"namespace": "team-a", "namespace_labels": {}}
     assert sharing.choose(model(), [first, second], bound=None, **common).offer == first
-    assert sharing.choose(model(), [first, second], bound=second.name, **common).offer == second
+    assert sharing.choose(model(), [first, second], bound=second.ref, **common).offer == second
     gone = replace(second, context_size=16)
-    chosen = sharing.choose(model(context_size=64), [first, gone], bound=gone.name, **common).offer
+    chosen = sharing.choose(model(context_size=64), [first, gone], bound=gone.ref, **common).offer
     assert chosen == first, "the bound offer no longer matches: move to the first"
 
 
@@ -680,3 +681,35 @@ def test_shared_from_loads_and_is_checked() -> None:
         "compose.yaml: models.llm.x-kubernetes.shared: 'from' is required: the namespaces whose "
         "offers to accept (line 4)",
     ]
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("shared: platform/models/llm", OfferRef("platform", "models", "llm")),
+        ("own", None),
+        ("refused", None),
+        ("shared: platform/models", None),
+        ("shared: platform//llm", None),
+        ("shared: a/b/c/d", None),
+        (None, None),
+        (42, None),
+    ],
+)
+def test_a_bound_source_is_parsed_once_into_a_typed_reference(
+    source: object, expected: OfferRef | None
+) -> None:
+    assert OfferRef.from_source(source) == expected
+    if expected is not None:
+        assert (expected.source, str(expected)) == (source, "platform/models/llm")
+
+
+def test_a_status_is_read_back_into_typed_bindings() -> None:
+    status = {
+        "models": [
+            {"name": "llm", "source": "shared: platform/models/llm"},
+            {"name": "embed", "source": "own"},
+            "not a model",
+        ]
+    }
+    assert sharing.bindings_in_status(status) == {"llm": OfferRef("platform", "models", "llm")}

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from compose_operator.plan import OfferRef
 from compose_operator.settings import Settings
 from compose_operator.settings import Sharing as SharingSettings
 from compose_operator.shell import kube
@@ -17,6 +18,8 @@ from compose_operator.shell.metrics import Metrics
 from compose_operator.shell.reconcile import FINALIZER, Sharing, real_core
 from compose_operator.shell.sharing import SharingIndex
 from shell_fakes import FakeApi, WatchedReconciler
+
+LLM_OFFER = OfferRef("platform", "models", "llm")
 
 NOW = "2026-11-29T10:00:00Z"
 TRUSTED = Settings(sharing=SharingSettings(offer_namespaces=("platform",)))
@@ -128,9 +131,7 @@ def test_an_offer_being_deleted_is_withdrawn_at_once(index: SharingIndex) -> Non
 def test_a_binding_change_re_reconciles_the_offering_apps(index: SharingIndex) -> None:
     index.observe(("platform", "models"), app("platform", "models", PLATFORM))
     index.observe(("team-a", "chat"), app("team-a", "chat", TEAM))
-    affected = index.learn(
-        ("team-a", "chat"), offers=(), wants=None, bound={"llm": "platform/models/llm"}
-    )
+    affected = index.learn(("team-a", "chat"), offers=(), wants=None, bound={"llm": LLM_OFFER})
     assert affected == {("platform", "models")}
     assert index.view(("platform", "models")).served == {"llm": (("team-a", "chat"),)}
     assert index.learn(("team-a", "chat"), offers=None, wants=None, bound={}) == {
@@ -269,7 +270,7 @@ def test_a_bound_app_runs_no_model_and_points_across_namespaces() -> None:
         }
     ]
     assert status["ready"]["shared"] == "1/1"
-    assert report.bound == {"llm": "platform/models/llm"}
+    assert report.bound == {"llm": LLM_OFFER}
     assert [e["reason"] for e in api.events if e["reason"] == "BoundToOffer"] == ["BoundToOffer"]
 
 
@@ -363,7 +364,7 @@ def test_selector_offers_read_the_namespace_labels() -> None:
     namespace = {"metadata": {"name": "team-c", "namespace": "", "labels": {"tier": "ai"}}}
     api.seed(kube.NAMESPACES, copy.deepcopy(namespace))
     report = reconciler(api).reconcile("team-c", "chat", shared=offer_view(SELECTOR_PLATFORM))
-    assert report.bound == {"llm": "platform/models/llm"}
+    assert report.bound == {"llm": LLM_OFFER}
     assert ("get", "namespaces", "team-c") in [(r.verb, r.resource, r.name) for r in api.requests]
 
 
@@ -386,7 +387,7 @@ def test_an_offered_model_becoming_ready_re_reconciles_only_its_bound_apps(
     index.observe(("team-a", "chat"), app("team-a", "chat", TEAM, status=bound))
     index.observe(("team-b", "chat"), app("team-b", "chat", TEAM))
     index.observe(("platform", "models"), app("platform", "models", PLATFORM))
-    assert index.view(("team-a", "chat")).unready == {"platform/models/llm": "not reconciled yet"}
+    assert index.view(("team-a", "chat")).unready == {LLM_OFFER: "not reconciled yet"}
     pending = {"models": [{"name": "llm", "message": "pod models-llm-1: ImagePullBackOff"}]}
     assert index.observe(
         ("platform", "models"), app("platform", "models", PLATFORM, status=pending)
@@ -401,9 +402,7 @@ def test_an_offered_model_becoming_ready_re_reconciles_only_its_bound_apps(
 def test_a_bound_model_is_ready_only_when_its_offer_serves() -> None:
     api = FakeApi()
     api.seed(kube.COMPOSE_APPS, app("team-a", "chat", TEAM))
-    waiting = Sharing(
-        offers=offer_view().offers, unready={"platform/models/llm": "pod x: ImagePullBackOff"}
-    )
+    waiting = Sharing(offers=offer_view().offers, unready={LLM_OFFER: "pod x: ImagePullBackOff"})
     reconciler(api).reconcile("team-a", "chat", shared=waiting)
     (model,) = live_status(api, "team-a", "chat")["models"]
     assert model["message"] == "offer platform/models/llm: pod x: ImagePullBackOff"
@@ -530,7 +529,7 @@ def test_an_offerer_is_trusted_by_its_namespaces_labels(offers: str, bound: bool
     api.seed(kube.COMPOSE_APPS, app("team-a", "chat", TEAM))
     api.seed(kube.NAMESPACES, namespace("platform", **{"compose-operator.io/offers": offers}))
     report = by_labels(api).reconcile("team-a", "chat", shared=offer_view())
-    assert report.bound == ({"llm": "platform/models/llm"} if bound else {})
+    assert report.bound == ({"llm": LLM_OFFER} if bound else {})
     if not bound:
         assert "deployments/chat-llm" in kinds(api), "its own model runs, untouched"
 

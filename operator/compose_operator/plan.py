@@ -3,11 +3,42 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from compose_operator.errors import Warning
 
 Manifest = dict[str, Any]
+
+
+@dataclass(frozen=True, order=True)
+class OfferRef:
+    """A model another app offers: `<namespace>/<app>/<model key>` in text, and
+    `shared: <namespace>/<app>/<model key>` as a bound model's `source` in status. Parsed once,
+    where text comes in (a status read back); everything else passes this."""
+
+    namespace: str
+    app: str
+    model: str
+    PREFIX: ClassVar[str] = "shared: "
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.app}/{self.model}"
+
+    @property
+    def source(self) -> str:
+        return self.PREFIX + str(self)
+
+    @classmethod
+    def parse(cls, text: str) -> OfferRef | None:
+        parts = text.split("/")
+        return cls(*parts) if len(parts) == 3 and all(parts) else None
+
+    @classmethod
+    def from_source(cls, source: object) -> OfferRef | None:
+        """The reference in a status `source`; None for `own`, `refused` or anything else."""
+        if isinstance(source, str) and source.startswith(cls.PREFIX):
+            return cls.parse(source[len(cls.PREFIX) :])
+        return None
 
 
 @dataclass(frozen=True)
@@ -28,6 +59,13 @@ class PlannedModel:
     the sharing policy is `require` and no offer matches."""
     offered: bool = False
     """This app offers the model to other namespaces (`x-kubernetes.offer`)."""
+    shared: OfferRef | None = None
+    """The offer the model is bound to (`source` is then `shared: <ref>`); read from
+    `source` when not given."""
+
+    def __post_init__(self) -> None:
+        if self.shared is None:
+            object.__setattr__(self, "shared", OfferRef.from_source(self.source))
 
 
 @dataclass(frozen=True)

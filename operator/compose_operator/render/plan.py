@@ -287,6 +287,7 @@ def _not_own(key: str, reference: str, offer: sharing.Offer | None, endpoint: st
         service=offer.service,
         replicas=0,
         source=offer.source,
+        shared=offer.ref,
     )
 
 

@@ -23,13 +23,13 @@ from typing import Any
 
 from compose_operator import names, references
 from compose_operator.errors import Problem, Warning
+from compose_operator.plan import OfferRef
 from compose_operator.project import ComposeProject, Model
 from compose_operator.render import env, labels
 from compose_operator.render.placement import place
 from compose_operator.settings import Settings, SharingPolicy
 from compose_operator.settings import Sharing as SharingSettings
 
-SHARED_PREFIX = "shared: "
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 """Set by the API server on every Namespace; lets a list of names be a NetworkPolicy selector."""
 
@@ -57,13 +57,18 @@ class Offer:
     """False until the offering app has applied it (its Service may not exist yet)."""
 
     @property
+    def ref(self) -> OfferRef:
+        return OfferRef(self.namespace, self.app, self.key)
+
+    @property
     def name(self) -> str:
-        return f"{self.namespace}/{self.app}/{self.key}"
+        """`ns/app/model`, as messages name the offer."""
+        return str(self.ref)
 
     @property
     def source(self) -> str:
         """What a bound app's status shows for the model."""
-        return SHARED_PREFIX + self.name
+        return self.ref.source
 
     @property
     def uses_selector(self) -> bool:
@@ -77,8 +82,8 @@ class SharingInput:
     offers: tuple[Offer, ...] = ()
     namespace_labels: Mapping[str, str] = field(default_factory=dict)
     """The app namespace's labels (read when a selector needs them)."""
-    bound: Mapping[str, str] = field(default_factory=dict)
-    """Model key → the offer name (`ns/app/model`) the app is bound to now (from its status)."""
+    bound: Mapping[str, OfferRef] = field(default_factory=dict)
+    """Model key → the offer the app is bound to now (from its status)."""
     offerer_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     """Labels of the offers' namespaces, read when `sharing.offerNamespaceSelector` is set."""
 
@@ -100,6 +105,18 @@ class Choice:
     """(offer name, or None for offers that do not admit the namespace; why not taken)."""
     pending: list[Offer]
     """Offers that match but are not applied yet."""
+
+
+def bindings_in_status(status: Mapping[str, Any]) -> dict[str, OfferRef]:
+    """Model key → offer, from `models[].source` (`shared: ns/app/model`): parsed here, once."""
+    found: dict[str, OfferRef] = {}
+    for entry in status.get("models", []) or []:
+        if not isinstance(entry, Mapping):
+            continue
+        ref = OfferRef.from_source(entry.get("source"))
+        if ref is not None:
+            found[str(entry.get("name", ""))] = ref
+    return found
 
 
 def normalised(reference: str) -> str | None:
@@ -303,7 +320,7 @@ def choose(
     *,
     namespace: str,
     namespace_labels: Mapping[str, str],
-    bound: str | None,
+    bound: OfferRef | None,
 ) -> Choice:
     """The offer to bind to, and for every candidate not taken, (offer name or None, why).
 
@@ -328,7 +345,7 @@ def choose(
         else:
             pending.append(offer)
             reasons.append((offer.name, "not applied yet"))
-    kept = [offer for offer in matching if offer.name == bound]
+    kept = [offer for offer in matching if offer.ref == bound]
     ordered = kept or matching
     return Choice(ordered[0] if ordered else None, reasons, pending)
 

@@ -39,7 +39,7 @@ from compose_operator.diff import (
     is_subset,
 )
 from compose_operator.errors import ComposeError
-from compose_operator.plan import Plan
+from compose_operator.plan import OfferRef, Plan
 from compose_operator.project import ComposeProject
 from compose_operator.render import sharing
 from compose_operator.settings import Settings
@@ -99,8 +99,8 @@ class Report:
     offers: tuple[sharing.Offer, ...] | None = None
     """What the app offers, once its Compose text loaded (for the sharing index)."""
     wants: frozenset[str] | None = None
-    bound: dict[str, str] | None = None
-    """Model key → offer name, once planned."""
+    bound: dict[str, OfferRef] | None = None
+    """Model key → the offer it is bound to, once planned."""
     recheck_after: float | None = None
     """Seconds after which to reconcile again: the app waits for a Secret, which the operator
     reads by name but does not watch."""
@@ -113,8 +113,8 @@ class Sharing:
     offers: tuple[sharing.Offer, ...] = ()
     served: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     """Model key of this app's offer → (namespace, app) of every app bound to it."""
-    unready: Mapping[str, str] = field(default_factory=dict)
-    """Offer name (`ns/app/model`) → why it does not serve yet; absent when it does."""
+    unready: Mapping[OfferRef, str] = field(default_factory=dict)
+    """Offer → why it does not serve yet; absent when it does."""
 
     @property
     def serving(self) -> bool:
@@ -352,11 +352,7 @@ class Reconciler:
         offers = None
         if shared is not None:
             candidates = [o for o in shared.offers if o.reference in report.wants]
-            bound = {
-                m.get("name", ""): m["source"][len(sharing.SHARED_PREFIX) :]
-                for m in app.get("status", {}).get("models", [])
-                if str(m.get("source", "")).startswith(sharing.SHARED_PREFIX)
-            }
+            bound = sharing.bindings_in_status(app.get("status", {}) or {})
             offers = sharing.SharingInput(
                 offers=tuple(candidates),
                 namespace_labels=(
@@ -379,11 +375,7 @@ class Reconciler:
             namespace_labels=own_labels,
         )
         if not plan.waiting:
-            report.bound = {
-                m.key: m.source[len(sharing.SHARED_PREFIX) :]
-                for m in plan.models
-                if m.source.startswith(sharing.SHARED_PREFIX)
-            }
+            report.bound = {m.key: m.shared for m in plan.models if m.shared is not None}
         return plan
 
     def namespace_labels(self, namespace: str) -> dict[str, str]:

@@ -23,7 +23,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from compose_operator.errors import ComposeError
-from compose_operator.render.sharing import SHARED_PREFIX, Offer, offers_of, wanted_references
+from compose_operator.plan import OfferRef
+from compose_operator.render.sharing import (
+    Offer,
+    bindings_in_status,
+    offers_of,
+    wanted_references,
+)
 from compose_operator.settings import Settings
 from compose_operator.shell.reconcile import Core, Sharing
 
@@ -34,8 +40,8 @@ Key = tuple[str, str]
 class AppEntry:
     offers: tuple[Offer, ...] = ()
     wants: frozenset[str] = frozenset()
-    bound: Mapping[str, str] = field(default_factory=dict)
-    """Model key → offer name (`ns/app/model`)."""
+    bound: Mapping[str, OfferRef] = field(default_factory=dict)
+    """Model key → the offer it is bound to."""
     unready: Mapping[str, str] = field(default_factory=dict)
     """Offered model key → why it is not serving (from the app's status); absent: ready."""
 
@@ -80,15 +86,6 @@ def holds_no_binding(body: Mapping[str, Any]) -> bool:
     )
 
 
-def bindings_in_status(status: Mapping[str, Any]) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for entry in status.get("models", []) or []:
-        source = entry.get("source", "") if isinstance(entry, Mapping) else ""
-        if isinstance(source, str) and source.startswith(SHARED_PREFIX):
-            found[str(entry.get("name", ""))] = source[len(SHARED_PREFIX) :]
-    return found
-
-
 class SharingIndex:
     def __init__(self, core: Core, settings: Settings) -> None:
         self.core = core
@@ -115,7 +112,7 @@ class SharingIndex:
         *,
         offers: tuple[Offer, ...] | None,
         wants: frozenset[str] | None,
-        bound: Mapping[str, str] | None,
+        bound: Mapping[str, OfferRef] | None,
     ) -> set[Key]:
         """What a reconcile found (None: it did not get that far)."""
         old = self.apps.get(key, AppEntry())
@@ -140,18 +137,17 @@ class SharingIndex:
             for entry in self.apps.values()
             for offer in entry.offers
         )
-        # By the names apps are bound to, not by the offers listed now: an offer being
+        # By the offers apps are bound to, not by the offers listed now: an offer being
         # deleted is withdrawn at once, yet it serves its bound apps until they moved.
-        prefix = f"{key[0]}/{key[1]}/"
         served: dict[str, list[Key]] = {
             offer.key: [] for offer in self.apps.get(key, AppEntry()).offers
         }
         for other, entry in sorted(self.apps.items()):
-            for name in sorted(set(entry.bound.values())):
-                if name.startswith(prefix) and other != key:
-                    served.setdefault(name[len(prefix) :], []).append(other)
+            for ref in sorted(set(entry.bound.values())):
+                if (ref.namespace, ref.app) == key and other != key:
+                    served.setdefault(ref.model, []).append(other)
         unready = {
-            offer.name: why
+            offer.ref: why
             for entry in self.apps.values()
             for offer in entry.offers
             if (why := entry.unready.get(offer.key))
@@ -172,14 +168,14 @@ class SharingIndex:
         }
 
     def totals(self) -> Totals:
-        offers = {o.name: o for entry in self.apps.values() for o in entry.offers}
-        bindings = [name for entry in self.apps.values() for name in entry.bound.values()]
+        offers = {o.ref: o for entry in self.apps.values() for o in entry.offers}
+        bindings = [ref for entry in self.apps.values() for ref in entry.bound.values()]
         return Totals(
             offers=len(offers),
             bound_apps=sum(1 for entry in self.apps.values() if entry.bound),
             bindings=len(bindings),
             gpu_deployments_avoided=sum(
-                1 for name in bindings if name in offers and offers[name].gpus > 0
+                1 for ref in bindings if ref in offers and offers[ref].gpus > 0
             ),
         )
 
@@ -223,16 +219,16 @@ class SharingIndex:
         affected: set[Key] = set()
         if old.offers != new.offers:
             references = {o.reference for o in (*old.offers, *new.offers)}
-            names = {o.name for o in old.offers}
+            refs = {o.ref for o in old.offers}
             affected |= {
                 other
                 for other, entry in self.apps.items()
-                if entry.wants & references or names & set(entry.bound.values())
+                if entry.wants & references or refs & set(entry.bound.values())
             }
         if old.unready != new.unready:
-            names = {o.name for o in new.offers}
+            refs = {o.ref for o in new.offers}
             affected |= {
-                other for other, entry in self.apps.items() if names & set(entry.bound.values())
+                other for other, entry in self.apps.items() if refs & set(entry.bound.values())
             }
             applied = {
                 o.reference
@@ -247,10 +243,5 @@ class SharingIndex:
         return affected
 
 
-def _offering_apps(names: Iterable[str]) -> set[Key]:
-    found: set[Key] = set()
-    for name in names:
-        namespace, _, rest = name.partition("/")
-        app = rest.partition("/")[0]
-        found.add((namespace, app))
-    return found
+def _offering_apps(refs: Iterable[OfferRef]) -> set[Key]:
+    return {(ref.namespace, ref.app) for ref in refs}

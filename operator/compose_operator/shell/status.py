@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from compose_operator.plan import Plan
+from compose_operator.plan import OfferRef, Plan
 from compose_operator.settings import Settings
 
 Manifest = Mapping[str, Any]
@@ -97,7 +97,7 @@ class Outcome:
     """Compose service name → why its Deployment was not patched."""
     served: Mapping[str, Sequence[tuple[str, str]]] = field(default_factory=dict)
     """Model key of an offer of this app → (namespace, app) of every app bound to it."""
-    unready_offers: Mapping[str, str] = field(default_factory=dict)
+    unready_offers: Mapping[OfferRef, str] = field(default_factory=dict)
     """Offer name (`ns/app/model`) → why the offered model does not serve yet."""
     missing_secrets: Mapping[str, str] = field(default_factory=dict)
     """Secret name → what is missing and how to make it, for Secrets the pods mount."""
@@ -390,10 +390,11 @@ def build_status(
                 if not ok:
                     before = old_models.get(model.key, {})
                     track_crashes(f"model {model.key}", entry, live, before)
+            elif model.shared is not None:
+                why = outcome.unready_offers.get(model.shared, "")
+                ok, why = not why, f"offer {model.shared}: {why}" if why else ""
             else:
-                offer = model.source[len(SHARED_PREFIX) :]
-                why = outcome.unready_offers.get(offer, "")
-                ok, why = not why, f"offer {offer}: {why}" if why else ""
+                ok, why = False, f"model {model.key}: source {model.source} unknown"
             if model.offered:
                 apps = outcome.served.get(model.key, ())
                 entry["servedApps"] = len(apps)
@@ -455,8 +456,7 @@ def build_status(
         status["ready"] = {
             "models": _counted(models, model_ready),
             "services": _counted(services, service_ready),
-            "shared": f"{sum(1 for m in plan.models if m.source.startswith(SHARED_PREFIX))}"
-            f"/{len(plan.models)}",
+            "shared": f"{sum(1 for m in plan.models if m.shared is not None)}/{len(plan.models)}",
         }
         if any(model.offered for model in plan.models):
             status["ready"]["serving"] = sum(len(apps) for apps in outcome.served.values())
@@ -631,11 +631,11 @@ def _sharing_events(previous: Mapping[str, Any], new: Mapping[str, Any]) -> list
     for name in sorted(set(before) | set(after)):
         old, now = before.get(name, {}), after.get(name, {})
         old_source, source = str(old.get("source", "")), str(now.get("source", ""))
-        if source != old_source and source.startswith(SHARED_PREFIX):
+        if source != old_source and OfferRef.from_source(source):
             events.append(
                 EventSpec("Normal", "BoundToOffer", f"model {name}: {source}, no own Deployment")
             )
-        elif source != old_source and old_source.startswith(SHARED_PREFIX) and source:
+        elif source != old_source and OfferRef.from_source(old_source) and source:
             events.append(
                 EventSpec(
                     "Normal" if source == "own" else "Warning",
