@@ -6,9 +6,10 @@ operator runs as a local process under the Helm chart's ServiceAccount and RBAC,
 cluster's audit log records its every request, reads and watches included.
 
 Printed, all from this one run (nothing is deleted between the runs: namespace deletion takes
-minutes here, so later runs see the earlier apps):
-- the floor: serial `kubectl apply --server-side` of the objects `render` gives for the same N
-  apps, one request per object (kubectl sends them one after another);
+minutes here, so later runs see the earlier apps and the floor's objects):
+- the floor, first, on the fresh cluster: serial `kubectl apply --server-side` of the objects
+  `render` gives for the same N apps, one request per object (kubectl sends them one after
+  another), their label keys prefixed so no operator watch selects them;
 - create: from `kubectl apply` of N ComposeApps to every app's status current (observed
   generation, both models listed), in one namespace and spread over 20 namespaces;
 - requests per app while creating, reads (get, list) and writes, from the audit log;
@@ -199,21 +200,48 @@ class CurrentWatch:
         self.stop.set()
 
 
+FLOOR_PREFIX = "floor."
+"""Label keys of the floor's objects get this prefix: the same objects, which no operator watch
+selects (its selector is the key compose-operator.io/app)."""
+
+
+def _relabel(value: Any) -> Any:
+    """Every label key of ours, in labels and selectors alike, under the floor's prefix."""
+    if isinstance(value, dict):
+        return {
+            (
+                FLOOR_PREFIX + k
+                if isinstance(k, str) and k.startswith("compose-operator.io/")
+                else k
+            ): (_relabel(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_relabel(v) for v in value]
+    return value
+
+
 def floor_seconds(cluster: Cluster, count: int) -> float:
-    """Serial server-side apply of the objects `render` gives for `count` apps, one namespace."""
+    """Serial server-side apply of the objects `render` gives for `count` apps, one namespace.
+
+    Measured first, on the fresh cluster; afterwards its Deployments are scaled to zero, so
+    their pods do not keep the scheduler busy during the operator's runs.
+    """
     settings = load_settings(KWOK_SETTINGS.read_text(), file=str(KWOK_SETTINGS))
     namespace = f"bench-floor-{count}"
     documents = []
     for _, name in placement(count, [namespace]):
         project = load_project(compose_text(), file="spec.compose")
         for obj in plan(project, app=name, namespace=namespace, settings=settings).objects:
-            documents.append({**obj, "metadata": {**obj["metadata"], "namespace": namespace}})
+            relabelled = _relabel(obj)
+            relabelled["metadata"]["namespace"] = namespace
+            documents.append(relabelled)
     cluster.kubectl("create", "namespace", namespace)
     created_namespaces.append(namespace)
+    command = [str(cluster.kubectl_path), f"--kubeconfig={cluster.kubeconfig}"]
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
         yaml.safe_dump_all(documents, handle)
     try:
-        command = [str(cluster.kubectl_path), f"--kubeconfig={cluster.kubeconfig}"]
         started = time.monotonic()
         subprocess.run(
             [*command, "apply", "--server-side", "-f", handle.name],
@@ -224,6 +252,12 @@ def floor_seconds(cluster: Cluster, count: int) -> float:
         elapsed = time.monotonic() - started
     finally:
         Path(handle.name).unlink()
+    subprocess.run(
+        [*command, "-n", namespace, "scale", "deployment", "--all", "--replicas=0"],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     print(f"floor, {len(documents)} objects: {elapsed:.1f} s", file=sys.stderr)
     return elapsed
 
@@ -400,6 +434,7 @@ def main() -> None:
         tempfile.TemporaryDirectory(prefix="bench-scale-") as scratch,
         e2e_cluster(Path(scratch)) as cluster,
     ):
+        floors = {count: floor_seconds(cluster, count) for count in sizes}
         account = install_crd_and_rbac(cluster, webhook=False)
         watch = CurrentWatch(cluster)
         with running_operator(
@@ -425,9 +460,6 @@ def main() -> None:
                         measure_steady(cluster, audit, operator, keys, args, extra)
             shutdown_seconds(operator, extra)
         watch.close()
-        # The floor last, with the operator gone (its objects carry our labels) and the apps
-        # still there: namespace deletion is slow here (minutes for a thousand Services).
-        floors = {count: floor_seconds(cluster, count) for count in sizes}
         for result in results:
             result.floor = floors[result.count]
         if os.environ.get("COMPOSE_E2E_KUBECONFIG") or cluster_was_running:
