@@ -218,12 +218,25 @@ def kubectl(cluster: Cluster) -> Kubectl:
     return cluster.kubectl
 
 
+ENFORCE = "pod-security.kubernetes.io/enforce"
+
+
+def create_namespace(cluster: Cluster, name: str, level: str | None = "restricted") -> None:
+    """A namespace enforcing Pod Security `level`: with "restricted", a pod the operator
+    renders that did not meet it would never be created (the ReplicaSet reports FailedCreate)."""
+    cluster.kubectl("create", "namespace", name)
+    if level is not None:
+        cluster.kubectl("label", "namespace", name, f"{ENFORCE}={level}")
+
+
 @pytest.fixture
 def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh namespace for one test, deleted (without waiting) afterwards."""
+    """A fresh namespace for one test, deleted (without waiting) afterwards. It enforces Pod
+    Security "restricted", unless its test module sets `POD_SECURITY` (the harness's own tests,
+    whose pods are not the operator's)."""
     slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].rstrip("-")
     name = f"e2e-{slug}-{secrets.token_hex(3)}"
-    cluster.kubectl("create", "namespace", name)
+    create_namespace(cluster, name, getattr(request.module, "POD_SECURITY", "restricted"))
     cluster.kubectl("-n", name, "wait", "--for=create", "serviceaccount/default", "--timeout=30s")
     yield name
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)

@@ -34,8 +34,8 @@ RELEASE = "compose-operator"
 OFFER_NAMESPACE = "real-platform"
 """The namespace the chart's settings let offer models (test_realnode_sharing.py)."""
 REGISTRY_SERVICE = "registry.kube-system.svc.cluster.local:5000"
-WEBHOOK_CONFIGURATION = "compose-operator.io"
-"""The ValidatingWebhookConfiguration the operator registers itself (kopf's managed one)."""
+WEBHOOK_CONFIGURATION = RELEASE
+"""The chart's ValidatingWebhookConfiguration; the operator patches only its CA bundle."""
 GPU_TAINT = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 READY_TIMEOUT = 1200.0
 """Cold: the kubelet pulls and unpacks the 6.7 GB vLLM image, then vLLM loads on CPU (~50 s)."""
@@ -159,6 +159,7 @@ def operator_values(images: Images) -> dict[str, Any]:
 def install_operator(kube: Kube, images: Images, say: Say) -> None:
     """`helm upgrade --install` (CRD, RBAC, Deployment, webhook Service), then waits for it."""
     say(f"helm install {RELEASE} into {OPERATOR_NAMESPACE} (operator image {images.operator})")
+    ensure_namespace(kube, OPERATOR_NAMESPACE)  # the operator's own pod is restricted too
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="values-") as values:
         yaml.safe_dump(operator_values(images), values)
         values.flush()
@@ -179,10 +180,10 @@ def install_operator(kube: Kube, images: Images, say: Say) -> None:
     )
     wait_for(
         lambda: kube.kubectl(
-            "get", "validatingwebhookconfiguration", WEBHOOK_CONFIGURATION, "-o", "name",
-            check=False,
+            "get", "validatingwebhookconfiguration", WEBHOOK_CONFIGURATION, "-o",
+            "jsonpath={.webhooks[0].clientConfig.caBundle}", check=False,
         ).stdout.strip() or None,
-        "the operator's webhook registration",
+        "the operator's CA bundle in the chart's webhook configuration",
         timeout=120,
         diagnose=lambda: operator_diagnosis(kube),
     )  # fmt: skip
@@ -228,9 +229,15 @@ def apply(kube: Kube, document: Mapping[str, Any]) -> None:
     kube.kubectl("apply", "-f", "-", input=json.dumps(document))
 
 
+RESTRICTED = "pod-security.kubernetes.io/enforce=restricted"
+
+
 def ensure_namespace(kube: Kube, namespace: str) -> None:
+    """The namespace, enforcing Pod Security "restricted": every pod the operator renders runs
+    under it."""
     if kube.kubectl("get", "namespace", namespace, check=False).returncode != 0:
         kube.kubectl("create", "namespace", namespace)
+    kube.kubectl("label", "--overwrite", "namespace", namespace, RESTRICTED)
 
 
 def wait_for(

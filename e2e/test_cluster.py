@@ -13,6 +13,9 @@ from conftest import Cluster, Kubectl
 
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
 
+POD_SECURITY = None
+"""The harness's own test pods (root busybox, plain Deployments): no Pod Security level."""
+
 
 def deployment(name: str, *, instance_type: str, region: str) -> dict[str, Any]:
     labels = {"app": name}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -308,9 +309,11 @@ spec:
   template:
     metadata: {labels: {app: web}}
     spec:
+      securityContext: {runAsNonRoot: true, runAsUser: 1000, seccompProfile: {type: RuntimeDefault}}
       containers:
       - name: web
         image: registry.example/web:1.0
+        securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
         env:
         - {name: LOG_LEVEL, value: debug}
 """
@@ -424,6 +427,82 @@ def test_deployment_that_did_not_opt_in_is_untouched_and_status_says_so(
     after = get(cluster, namespace, "deployment", "web")
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
     assert condition(get(cluster, namespace, "composeapp", APP), "Ready")["status"] == "False"
+
+
+def test_bind_mode_reports_a_helm_owned_value_as_a_conflict_and_takes_nothing(
+    cluster: Any, operator: OperatorProcess, namespace: str
+) -> None:
+    """Issue 12: a forced apply took over a same-named value Helm set (and releasing the
+    binding then deleted it). Now the apply is not forced: the API server's conflict is
+    quoted in status and Helm's value stays Helm's."""
+    annotation = f"compose-operator.io/app: {APP}"
+    helm_owned = (BOUND_DEPLOYMENT % annotation).replace(
+        "- {name: LOG_LEVEL, value: debug}",
+        "- {name: LOG_LEVEL, value: debug}\n        - {name: LLM_URL, value: 'http://helm-set/v1/'}",
+    )
+    cluster.kubectl(
+        "-n", namespace, "apply", "--server-side", "--field-manager=helm", "-f", "-",
+        input=helm_owned,
+    )  # fmt: skip
+    before = managed_view(get(cluster, namespace, "deployment", "web"))
+    apply_app(cluster, namespace, BINDING_APP)
+
+    def refused() -> dict[str, Any] | None:
+        app = get(cluster, namespace, "composeapp", APP)
+        services = app.get("status", {}).get("services", [])
+        return services[0] if services and services[0].get("mode") == "refused" else None
+
+    service = eventually(refused, what="the conflict reported in status")
+    assert "another field manager already sets these fields" in service["message"]
+    assert 'conflict with "helm"' in service["message"], service["message"]
+    assert condition(get(cluster, namespace, "composeapp", APP), "Stalled")["status"] == "True"
+    after = get(cluster, namespace, "deployment", "web")
+    assert env_of(after)["LLM_URL"] == "http://helm-set/v1/"
+    assert managed_view(after)["spec"]["template"] == before["spec"]["template"]
+    assert "compose-operator" not in {m["manager"] for m in after["metadata"]["managedFields"]}
+
+
+EVERY_EXAMPLE = sorted(
+    [p for p in EXAMPLES.glob("*.yaml") if p.name != "settings.yaml"]
+    + list((EXAMPLES / "chat-app").glob("compose*.yaml"))
+)
+
+
+@pytest.mark.parametrize("example", EVERY_EXAMPLE, ids=lambda p: p.relative_to(EXAMPLES).as_posix())
+def test_every_example_apps_pods_are_admitted_in_a_restricted_namespace(
+    cluster: Any, operator: OperatorProcess, namespace: str, example: Path
+) -> None:
+    """The namespace enforces Pod Security "restricted": every Deployment of the example
+    (models with their pullers, services, the gateway) gets its pods created, none refused."""
+    labels = cluster.get_json("namespace", namespace)["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    apply_app(cluster, namespace, example.read_text())
+
+    def admitted() -> list[str] | None:
+        app = get(cluster, namespace, "composeapp", APP)
+        if app.get("status", {}).get("observedGeneration") != app["metadata"]["generation"]:
+            return None
+        deployments = cluster.get_json("-n", namespace, "deployments")["items"]
+        pods = cluster.get_json("-n", namespace, "pods")["items"]
+        created = [
+            d["metadata"]["name"]
+            for d in deployments
+            if any(
+                p["metadata"]["labels"].items() >= d["spec"]["selector"]["matchLabels"].items()
+                for p in pods
+            )
+        ]
+        return created if deployments and len(created) == len(deployments) else None
+
+    created = eventually(admitted, timeout=90, what="a pod for every Deployment")
+    assert len(created) >= 2, created  # a model and a service at least
+    failures = [
+        (d["metadata"]["name"], c.get("message"))
+        for d in cluster.get_json("-n", namespace, "deployments")["items"]
+        for c in d.get("status", {}).get("conditions", [])
+        if c["type"] == "ReplicaFailure"
+    ]
+    assert failures == []
 
 
 def test_compose_from_configmap_reconciles_when_the_configmap_changes(

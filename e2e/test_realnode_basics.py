@@ -24,6 +24,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.realnode]
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 BUSYBOX = "localhost/busybox:local"
 
+POD_SECURITY = None
+"""The harness's own test pods (root busybox, plain Deployments): no Pod Security level."""
+
 
 def pod(
     name: str,

@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 import yaml
 
+from conftest import create_namespace
 from operator_harness import (
     KWOK_SETTINGS,
     OperatorProcess,
@@ -59,6 +60,16 @@ models:
         namespaces: [{team_a}, {team_b}]
 """
 
+
+ROGUE_OFFER = f"""\
+models:
+  llm:
+    model: {MODEL}
+    context_size: 65536
+    x-kubernetes:
+      offer: {{namespaceSelector: {{}}}}
+"""
+"""An offer to every namespace, of the same model, from a namespace that may not offer."""
 
 TEAM_COMPOSE = f"""\
 services:
@@ -98,7 +109,7 @@ def spaces(cluster: Any) -> Iterator[Namespaces]:
         team_c=f"e2e-team-c-{suffix}",
     )
     for name in found.all:
-        cluster.kubectl("create", "namespace", name)
+        create_namespace(cluster, name)
     # Only the platform namespace may offer models (the settings select it by this label).
     cluster.kubectl("label", "namespace", found.platform, f"{OFFERS_LABEL}=true")
     yield found
@@ -343,6 +354,25 @@ def test_prefer(
             "-n", spaces.team_a, "get", "events", "-o", "jsonpath={.items[*].reason}"
         ).stdout.split()
         assert "BoundToOffer" in reasons
+
+        # A namespace the settings do not let offer publishes the model to everybody, first
+        # by name: it is Stalled with nothing applied, and nobody's binding moves (issue 12).
+        watcher.phase = "untrusted offer"
+        apply(cluster, spaces.team_c, "rogue", ROGUE_OFFER)
+        rogue = wait_for(
+            cluster, spaces.team_c, "rogue", stalled, "the untrusted offer Stalled"
+        )  # fmt: skip
+        assert condition(rogue, "Stalled")["reason"] == "InvalidCompose"
+        assert (
+            f"namespace {spaces.team_c} may not offer models"
+            in (condition(rogue, "Stalled")["message"])
+        )
+        assert cluster.get_json("-n", spaces.team_c, "deployments", "-l",
+                                "compose-operator.io/app=rogue")["items"] == []  # fmt: skip
+        for namespace in (spaces.team_a, spaces.team_b):
+            assert sources(app_of(cluster, namespace, "chat")) == {"llm": offer}
+        assert sources(app_of(cluster, spaces.team_c, "chat")) == {"llm": "own"}
+        cluster.kubectl("-n", spaces.team_c, "delete", "composeapp", "rogue", "--wait=false")
 
         # The offer shrinks below the teams' 4096: under prefer they run their own.
         watcher.phase = "offer shrinks"

@@ -1,17 +1,26 @@
 """The validating webhook refuses invalid Compose text at `kubectl apply` time.
 
 The operator runs with `--webhook` as the chart's ServiceAccount (RBAC rendered with the
-webhook on); the real API server calls it over TLS with the CA bundle the operator registered.
+webhook on). The ValidatingWebhookConfiguration is made here as the chart makes it (pointing at
+the local process: `compose-operator webhook-config --url`); the operator only patches its CA
+bundle into it, and the real API server calls it over TLS with that bundle. `kubectl auth
+can-i` shows what the operator may no longer do: create or change any other webhook
+configuration.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from operator_harness import (
+    OPERATOR_NAMESPACE,
+    REPO,
     OperatorProcess,
     compose_app,
     condition,
@@ -21,7 +30,8 @@ from operator_harness import (
     running_operator,
 )
 
-WEBHOOK_NAME = "compose-operator.io"
+WEBHOOK_NAME = "compose-operator"
+OPERATOR = str(REPO / "operator")
 INVALID = """
 services:
   app: {image: my-app, models: [llm, missing]}
@@ -39,6 +49,12 @@ def webhook_operator(
 ) -> Iterator[OperatorProcess]:
     account = install_crd_and_rbac(cluster, webhook=True)
     port = free_port()
+    configuration = subprocess.run(
+        [sys.executable, "-m", "compose_operator.cli", "webhook-config", "--url",
+         f"https://127.0.0.1:{port}", "--name", WEBHOOK_NAME],
+        capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": OPERATOR},
+    ).stdout  # fmt: skip
+    cluster.kubectl("apply", "-f", "-", input=configuration)
     try:
         with running_operator(
             cluster,
@@ -48,19 +64,17 @@ def webhook_operator(
             name="webhook-operator",
         ) as process:
             eventually(
-                lambda: (
-                    cluster.kubectl(
-                        "get", "validatingwebhookconfiguration", WEBHOOK_NAME, check=False
-                    ).returncode
-                    == 0
-                ),
-                what="the operator to register its webhook",
+                lambda: cluster.get_json("validatingwebhookconfiguration", WEBHOOK_NAME)[
+                    "webhooks"
+                ][0]["clientConfig"].get("caBundle"),
+                what="the operator to patch its CA bundle into the configuration",
             )
             yield process
     finally:
-        # A registration left pointing at a stopped process would refuse every later apply.
-        for kind in ("validatingwebhookconfiguration", "mutatingwebhookconfiguration"):
-            cluster.kubectl("delete", kind, WEBHOOK_NAME, "--ignore-not-found", check=False)
+        cluster.kubectl(
+            "delete", "validatingwebhookconfiguration", WEBHOOK_NAME, "--ignore-not-found",
+            check=False,
+        )  # fmt: skip
 
 
 def test_webhook_refuses_invalid_compose_with_the_loaders_messages(
@@ -107,3 +121,65 @@ def test_webhook_admits_valid_compose(
         return condition(app, "Ready").get("status") == "True"
 
     eventually(ready, timeout=90, what="the admitted app to become Ready")
+
+
+OFFER = """
+models:
+  llm:
+    model: ai/smollm2
+    x-kubernetes: {offer: {namespaces: [team-a]}}
+"""
+
+
+def test_an_offer_from_a_namespace_that_may_not_offer_is_refused(
+    cluster: Any, webhook_operator: OperatorProcess, namespace: str
+) -> None:
+    """The kwok settings name no namespace that may offer models (sharing.offerNamespaces):
+    an offer is refused at apply time, before it could capture anyone's traffic."""
+    refused = eventually(
+        lambda: (
+            (
+                result := cluster.kubectl(
+                    "-n", namespace, "apply", "-f", "-", input=compose_app("offer", OFFER),
+                    check=False,
+                )
+            ).returncode
+            != 0
+            and result
+        ),
+        what="the webhook to refuse the offer",
+    )  # fmt: skip
+    assert (
+        f"models.llm.x-kubernetes.offer: namespace {namespace} may not offer models"
+        in refused.stderr
+    ), refused.stderr
+    assert cluster.kubectl("-n", namespace, "get", "composeapp", "offer", check=False).returncode
+
+
+@pytest.mark.parametrize(
+    ("verb", "resource", "allowed"),
+    [
+        ("patch", f"validatingwebhookconfigurations/{WEBHOOK_NAME}", True),
+        ("create", "validatingwebhookconfigurations", False),
+        ("patch", "validatingwebhookconfigurations/another-teams-webhook", False),
+        ("delete", f"validatingwebhookconfigurations/{WEBHOOK_NAME}", False),
+        ("create", "mutatingwebhookconfigurations", False),
+        ("patch", "mutatingwebhookconfigurations/anything", False),
+        ("list", "mutatingwebhookconfigurations", False),
+    ],
+)
+def test_the_operator_may_register_its_ca_bundle_and_nothing_more(
+    cluster: Any, webhook_operator: OperatorProcess, verb: str, resource: str, allowed: bool
+) -> None:
+    """Issue 12: with create and patch on every webhook configuration, a compromised operator
+    amounted to cluster-admin."""
+    result = cluster.kubectl(
+        "auth", "can-i", verb, resource, f"--as={webhook_operator.user}", check=False
+    )
+    assert result.stdout.strip() == ("yes" if allowed else "no"), (verb, resource, result)
+    assert webhook_operator.user.startswith(f"system:serviceaccount:{OPERATOR_NAMESPACE}:")
+
+
+def test_no_mutating_webhook_is_registered(cluster: Any, webhook_operator: OperatorProcess) -> None:
+    found = cluster.get_json("mutatingwebhookconfigurations")["items"]
+    assert [m["metadata"]["name"] for m in found if "compose" in m["metadata"]["name"]] == []

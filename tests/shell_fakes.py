@@ -185,7 +185,7 @@ class FakeApi:
         found = []
         for plural, ns, name in sorted(self.others):
             obj = self.live(resource, ns, name)
-            if plural != resource.plural or ns != namespace or obj is None:
+            if plural != resource.plural or ns != (namespace or ns) or obj is None:
                 continue
             labels = obj.get("metadata", {}).get("labels", {})
             if all(labels.get(k) == v for k, v in wanted.items()):

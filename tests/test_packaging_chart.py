@@ -63,6 +63,7 @@ def test_defaults_render_the_operator_objects(defaults: list[dict[str, Any]]) ->
         ("Service", "compose-operator-metrics"),
         ("Service", "compose-operator-webhook"),
         ("ServiceAccount", "compose-operator"),
+        ("ValidatingWebhookConfiguration", "compose-operator"),
     ]
     assert {o["metadata"]["namespace"] for o in defaults if "namespace" in o["metadata"]} == {
         "operators"
@@ -97,6 +98,7 @@ def test_defaults_run_with_the_webhook_on_its_service(defaults: list[dict[str, A
         "--webhook-port=9443",
         "--webhook-host=compose-operator-webhook.operators.svc",
         "--webhook-cert-dir=/etc/compose-operator/webhook",
+        "--webhook-configuration=compose-operator",
     ]
     services = {o["metadata"]["name"]: o["spec"] for o in objects_of_kind(defaults, "Service")}
     assert services["compose-operator-webhook"]["ports"] == [

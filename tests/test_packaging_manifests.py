@@ -50,11 +50,18 @@ def test_base_makes_exactly_the_operator_objects(objects: list[dict[str, Any]]) 
         ("Service", "compose-operator-metrics"),
         ("Service", "compose-operator-webhook"),
         ("ServiceAccount", "compose-operator"),
+        ("ValidatingWebhookConfiguration", "compose-operator"),
     ]
 
 
 def test_namespaced_objects_land_in_the_operator_namespace(objects: list[dict[str, Any]]) -> None:
-    cluster_scoped = {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"}
+    cluster_scoped = {
+        "Namespace",
+        "CustomResourceDefinition",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ValidatingWebhookConfiguration",
+    }
     assert {o["metadata"].get("namespace") for o in objects if o["kind"] not in cluster_scoped} == {
         NAMESPACE
     }
@@ -91,6 +98,7 @@ def test_the_operator_runs_with_the_contract_flags(objects: list[dict[str, Any]]
         "--log-format=json",
         "--webhook",
         "--webhook-port=9443",
+        "--webhook-configuration=compose-operator",
         "--webhook-host=compose-operator-webhook.$(POD_NAMESPACE).svc",
     ]
     assert container["env"] == [

@@ -1,5 +1,5 @@
-"""The operator's RBAC, in the kustomize manifests and in the Helm chart, is the contract list
-plus the one grant kopf's managed webhooks add (see KOPF_MUTATING_CONFIGURATION).
+"""The operator's RBAC, in the kustomize manifests and in the Helm chart, is the contract list:
+with the webhook, only `patch` of its own ValidatingWebhookConfiguration by name.
 
 Least privilege cuts both ways: a grant beyond the list is a permission nobody reviewed, and a
 missing one breaks the operator only in a real cluster. Both fail here.

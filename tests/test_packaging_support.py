@@ -52,26 +52,14 @@ CONTRACT_DISCOVERY: frozenset[Grant] = frozenset(
     _grants(["apiextensions.k8s.io"], ["customresourcedefinitions"], ["list", "watch"])
 )
 CONTRACT_WEBHOOK: frozenset[Grant] = frozenset(
-    _grants(
-        ["admissionregistration.k8s.io"],
-        ["validatingwebhookconfigurations"],
-        ["create", "patch"],
-    )
+    {("admissionregistration.k8s.io", "validatingwebhookconfigurations/compose-operator", "patch")}
 )
-KOPF_MUTATING_CONFIGURATION: frozenset[Grant] = frozenset(
-    _grants(
-        ["admissionregistration.k8s.io"], ["mutatingwebhookconfigurations"], ["create", "patch"]
-    )
-)
-"""Beyond the contract's list, with the webhook on: kopf's managed admission always creates and
-patches a MutatingWebhookConfiguration beside the validating one (empty here), and exits the
-operator when refused. Measured against the e2e control plane with the operator running as
-its ServiceAccount: `APIForbiddenError: ... cannot create resource
-"mutatingwebhookconfigurations"`, then the operator stopped."""
-WEBHOOK = CONTRACT_WEBHOOK | KOPF_MUTATING_CONFIGURATION
+"""Only its CA bundle, into the one configuration the chart or manifests made: no `create`,
+no other configuration, no mutating one (a grant to register webhooks is cluster-admin)."""
+WEBHOOK = CONTRACT_WEBHOOK
 CONTRACT = CONTRACT_NAMESPACED | CONTRACT_DISCOVERY | CONTRACT_WEBHOOK
-OPERATOR_GRANTS = CONTRACT | KOPF_MUTATING_CONFIGURATION
-"""Everything the operator with its default webhook needs: the contract and kopf's addition."""
+OPERATOR_GRANTS = CONTRACT
+"""Everything the operator with its default webhook needs."""
 NETWORK_POLICY_GRANTS: frozenset[Grant] = frozenset(
     _grants(
         ["networking.k8s.io"],
@@ -96,8 +84,11 @@ def grants_of(role: Mapping[str, Any]) -> set[Grant]:
     """Every permission a Role or ClusterRole grants; a wildcard stays a literal "*"."""
     found: set[Grant] = set()
     for rule in role.get("rules", []):
-        assert "resourceNames" not in rule and "nonResourceURLs" not in rule, rule
-        found |= _grants(rule["apiGroups"], rule["resources"], rule["verbs"])
+        assert "nonResourceURLs" not in rule, rule
+        resources = rule["resources"]
+        if "resourceNames" in rule:  # one object: `resource/name`
+            resources = [f"{r}/{name}" for r in resources for name in rule["resourceNames"]]
+        found |= _grants(rule["apiGroups"], resources, rule["verbs"])
     return found
 
 
@@ -151,11 +142,18 @@ def load_documents(text: str) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(text) if doc]
 
 
-def helm_template(*args: str) -> list[dict[str, Any]]:
-    """`helm template` of the chart as release `compose-operator` in namespace `operators`."""
+HOOK = "helm.sh/hook"
+
+
+def helm_template(*args: str, hooks: bool = False) -> list[dict[str, Any]]:
+    """`helm template` of the chart as release `compose-operator` in namespace `operators`;
+    the objects Helm installs, and with `hooks` only its hooks' (the uninstall Job's)."""
     helm = require_tool("helm")
     command = [helm, "template", "compose-operator", str(CHART), "--namespace", "operators"]
-    return load_documents(run([*command, *args]))
+    documents = load_documents(run([*command, *args]))
+    return [
+        doc for doc in documents if (HOOK in (doc["metadata"].get("annotations") or {})) == hooks
+    ]
 
 
 def kustomize_build(directory: Path = MANIFESTS) -> list[dict[str, Any]]:

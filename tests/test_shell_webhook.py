@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import ssl
 from pathlib import Path
 from typing import Any
 
 import kopf
+import pytest
 from cryptography import x509
 
 from compose_operator.settings import Settings, Sharing
 from compose_operator.shell import webhook
+from compose_operator.shell.kube import ApiError
 from compose_operator.shell.reconcile import real_core
 
 GOOD = """\
@@ -158,3 +161,58 @@ def test_an_offer_from_a_namespace_that_may_not_offer_is_refused_at_apply_time()
     )
     assert read == ["platform", "team-b"]
     assert refusals({"compose": OFFER}) != [], "by default nobody may offer"
+
+
+def test_the_servers_ca_bundle_is_handed_over_to_be_registered(tmp_path: Path) -> None:
+    server = webhook.build_server(host="127.0.0.1", port=0, directory=tmp_path, addr="127.0.0.1")
+    seen: list[str] = []
+
+    async def register(bundle: str) -> None:
+        seen.append(bundle)
+
+    server.on_ca_bundle = register
+    config = asyncio.run(first_config(server))
+    assert seen == [config["caBundle"]]
+    assert base64.b64decode(seen[0]).startswith(b"-----BEGIN CERTIFICATE-----")
+
+
+class RecordingPatches:
+    def __init__(self, error: ApiError | None = None) -> None:
+        self.error = error
+        self.calls: list[tuple[str, str, Any, str]] = []
+
+    def patch(
+        self, resource: Any, namespace: str, name: str, patch: Any, *, patch_type: str = "merge"
+    ) -> dict[str, Any]:
+        self.calls.append((resource.plural, name, patch, patch_type))
+        if self.error is not None:
+            raise self.error
+        return {}
+
+
+def test_only_the_ca_bundle_of_the_named_configuration_is_patched() -> None:
+    api = RecordingPatches()
+    assert webhook.register_ca_bundle(api, "compose-operator", "Q0E=")  # type: ignore[arg-type]
+    assert api.calls == [
+        (
+            "validatingwebhookconfigurations",
+            "compose-operator",
+            {
+                "webhooks": [
+                    {
+                        "name": "validate-compose.compose-operator.io",
+                        "clientConfig": {"caBundle": "Q0E="},
+                    }
+                ]
+            },
+            "strategic",
+        )
+    ]
+
+
+def test_a_missing_configuration_is_logged_with_how_to_make_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    api = RecordingPatches(ApiError(404, "NotFound", "not found"))
+    assert not webhook.register_ca_bundle(api, "compose-operator", "Q0E=")  # type: ignore[arg-type]
+    assert "create it with the Helm chart or manifests/" in caplog.text

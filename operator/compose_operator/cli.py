@@ -256,6 +256,26 @@ def _write_kustomization(
     )
 
 
+def _command_webhook_config(args: argparse.Namespace) -> int:
+    from compose_operator import admission
+
+    if args.url:
+        client = admission.url_client(args.url)
+    else:
+        where, _, port = args.service.rpartition(":")
+        namespace, _, name = where.partition("/")
+        if not (namespace and name and port.isdigit()):
+            raise argparse.ArgumentTypeError(
+                f"--service {args.service!r}: expected NAMESPACE/NAME:PORT"
+            )
+        client = admission.service_client(namespace, name, int(port))
+    configuration = admission.build_configuration(
+        client, name=args.name, namespaces=args.namespace
+    )
+    sys.stdout.write(_dump_documents([configuration]))
+    return 0
+
+
 def _command_crd(_: argparse.Namespace) -> int:
     from compose_operator import crd
 
@@ -326,6 +346,22 @@ def _build_parser() -> argparse.ArgumentParser:
     crd_cmd = commands.add_parser("crd", help="print the ComposeApp CustomResourceDefinition")
     crd_cmd.set_defaults(handler=_command_crd)
 
+    webhook_cmd = commands.add_parser(
+        "webhook-config",
+        help="print the ValidatingWebhookConfiguration (the chart and manifests include it)",
+    )
+    target = webhook_cmd.add_mutually_exclusive_group(required=True)
+    target.add_argument("--service", help="NAMESPACE/NAME:PORT of the webhook's Service")
+    target.add_argument("--url", help="the operator's webhook base URL, e.g. https://host:9443")
+    webhook_cmd.add_argument("--name", default="compose-operator")
+    webhook_cmd.add_argument(
+        "--namespace",
+        action="append",
+        default=[],
+        help="only ComposeApps in this namespace (repeatable; default: all)",
+    )
+    webhook_cmd.set_defaults(handler=_command_webhook_config)
+
     pull_cmd = commands.add_parser("pull-model", help="fetch a model artifact from a registry")
     from compose_operator.puller import cli as puller_cli
 
@@ -336,6 +372,14 @@ def _build_parser() -> argparse.ArgumentParser:
         "run", help="start the operator", add_help=False, prefix_chars="\0"
     )
     run_cmd.add_argument("run_args", nargs=argparse.REMAINDER)
+
+    release_cmd = commands.add_parser(
+        "release-all",
+        help="remove the operator's finalizer from every ComposeApp (uninstalling with apps left)",
+        add_help=False,
+        prefix_chars="\0",
+    )
+    release_cmd.add_argument("release_args", nargs=argparse.REMAINDER)
 
     gateway_cmd = commands.add_parser(
         "gateway",
@@ -353,6 +397,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from compose_operator.shell import runner
 
         return runner.main(arguments[1:])
+    if arguments[:1] == ["release-all"]:
+        from compose_operator.shell import release
+
+        return release.main(arguments[1:])
     if arguments[:1] == ["gateway"]:
         from compose_operator.gateway import main as gateway
 

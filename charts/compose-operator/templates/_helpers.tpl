@@ -46,6 +46,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- printf "%s-webhook" (include "compose-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{- define "compose-operator.webhookConfigurationName" -}}
+{{- include "compose-operator.fullname" . }}
+{{- end }}
+
 {{- define "compose-operator.metricsServiceName" -}}
 {{- printf "%s-metrics" (include "compose-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
@@ -132,14 +136,10 @@ manifests' ClusterRole (tests/test_packaging_rbac.py pins both to one list).
   verbs: {{ if eq .Values.rbac.scope "namespace" }}[get]{{ else }}[get, list, watch]{{ end }}
 {{- end }}
 {{- if .Values.webhook.enabled }}
-# The operator registers its own ValidatingWebhookConfiguration (with its own CA bundle).
+# The chart's ValidatingWebhookConfiguration, only to patch its own CA bundle into it.
 - apiGroups: [admissionregistration.k8s.io]
   resources: [validatingwebhookconfigurations]
-  verbs: [create, patch]
-# kopf's managed webhooks also create and patch a MutatingWebhookConfiguration of the same
-# name (left empty: the operator mutates nothing); refused, kopf stops the operator.
-- apiGroups: [admissionregistration.k8s.io]
-  resources: [mutatingwebhookconfigurations]
-  verbs: [create, patch]
+  resourceNames: [{{ include "compose-operator.webhookConfigurationName" . }}]
+  verbs: [patch]
 {{- end }}
 {{- end }}

@@ -41,6 +41,7 @@ from typing import Any
 
 import kopf
 
+from compose_operator import admission
 from compose_operator.compose import projectfiles
 from compose_operator.settings import Settings
 from compose_operator.shell import webhook
@@ -191,7 +192,7 @@ def _register_validation(
     # reports invalid Compose anyway), so an operator that is down never blocks edits.
     @kopf.on.validate(
         *COMPOSE_APPS,
-        id="validate-compose",
+        id=admission.HANDLER_ID,
         operations=["CREATE", "UPDATE"],
         ignore_failures=True,
         registry=registry,

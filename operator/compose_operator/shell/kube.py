@@ -18,7 +18,7 @@ import urllib3
 from kubernetes import client as k8s
 
 Manifest = dict[str, Any]
-PatchType = Literal["merge", "json"]
+PatchType = Literal["merge", "json", "strategic"]
 
 FIELD_MANAGER = "compose-operator"
 REQUEST_TIMEOUT = (5.0, 30.0)
@@ -42,7 +42,7 @@ class Resource:
     def path(self, namespace: str, name: str = "", subresource: str = "") -> str:
         base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
         path = f"{base}/{self.plural}"
-        if self.namespaced:
+        if self.namespaced and namespace:  # no namespace: across all of them (a list)
             path = f"{base}/namespaces/{quote(namespace, safe='')}/{self.plural}"
         if name:
             path += f"/{quote(name, safe='')}"
@@ -62,6 +62,13 @@ PODS = Resource("", "v1", "pods", "Pod")
 EVENTS = Resource("", "v1", "events", "Event")
 LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease")
 NAMESPACES = Resource("", "v1", "namespaces", "Namespace", namespaced=False)
+VALIDATING_WEBHOOKS = Resource(
+    "admissionregistration.k8s.io",
+    "v1",
+    "validatingwebhookconfigurations",
+    "ValidatingWebhookConfiguration",
+    namespaced=False,
+)
 
 BY_KIND = {
     resource.kind: resource
@@ -116,6 +123,7 @@ class Api(Protocol):
 _CONTENT_TYPES: dict[PatchType, str] = {
     "merge": "application/merge-patch+json",
     "json": "application/json-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
 }
 
 

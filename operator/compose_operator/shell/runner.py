@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from compose_operator import admission
 from compose_operator.errors import ComposeError
 from compose_operator.settings import Settings, load_settings
 
@@ -47,13 +48,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--webhook",
         action=argparse.BooleanOptionalAction,
         default=False,
-        help="serve and self-register the validating admission webhook",
+        help="serve the validating admission webhook and register its CA bundle in the "
+        "ValidatingWebhookConfiguration the chart or manifests made",
+    )
+    parser.add_argument(
+        "--webhook-configuration",
+        default=admission.CONFIGURATION_NAME,
+        help="the ValidatingWebhookConfiguration whose CA bundle the operator patches "
+        f"(default: {admission.CONFIGURATION_NAME})",
     )
     parser.add_argument(
         "--webhook-host",
         default="127.0.0.1",
-        help="DNS name or IP in the webhook certificate and clientConfig "
-        "(a Service name <svc>.<ns>.svc makes the clientConfig a Service reference)",
+        help="DNS name or IP in the webhook certificate",
     )
     parser.add_argument(
         "--webhook-cert-dir",
@@ -257,13 +264,22 @@ async def serve(args: argparse.Namespace, settings: Settings) -> None:
         )
     with tempfile.TemporaryDirectory(prefix="compose-operator-webhook-") as certs:
         if args.webhook:
-            operator_settings.admission.server = webhook.build_server(
+            server = webhook.build_server(
                 host=args.webhook_host,
                 port=args.webhook_port,
                 directory=Path(certs),
                 cert_dir=args.webhook_cert_dir,
             )
-            operator_settings.admission.managed = "compose-operator.io"
+
+            async def register(bundle: str) -> None:
+                await asyncio.to_thread(
+                    webhook.register_ca_bundle, raw_api, args.webhook_configuration, bundle
+                )
+
+            server.on_ca_bundle = register
+            # kopf's managed configurations stay off (`admission.managed` unset): the chart
+            # and manifests make the one configuration, the operator patches its CA bundle.
+            operator_settings.admission.server = server
         ready = asyncio.Event()
         probes = await health.start(args.health_port, ready)
         if args.leader_election:

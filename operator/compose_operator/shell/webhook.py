@@ -2,17 +2,20 @@
 
 kopf's own self-signed certificate path (certbuilder → oscrypto) fails on OpenSSL 3, so the
 certificate is made here with `cryptography` (an EC P-256 key, SANs for the webhook host and
-127.0.0.1) and handed to kopf's `WebhookServer`. When the host is a Service DNS name
-(`<svc>.<ns>.svc[...]`), the managed ValidatingWebhookConfiguration points at that Service
-instead of a URL: an API server cannot resolve cluster DNS names itself.
+127.0.0.1) and handed to kopf's `WebhookServer`. The ValidatingWebhookConfiguration is the
+chart's or the manifests' (`compose_operator.admission`); kopf's managed configurations are
+off (they would need `create` on every webhook configuration and add a mutating one), and the
+server hands its CA bundle to `register_ca_bundle`, which patches only that into the one
+configuration the RBAC names.
 """
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
+import logging
 import re
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +25,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from compose_operator import admission
 from compose_operator.compose import projectfiles
 from compose_operator.errors import ComposeError
 from compose_operator.settings import Settings
+from compose_operator.shell import kube
+from compose_operator.shell.kube import Api, ApiError
 from compose_operator.shell.reconcile import Core
+
+logger = logging.getLogger(__name__)
 
 SERVICE_HOST = re.compile(r"^(?P<name>[a-z0-9-]+)\.(?P<namespace>[a-z0-9-]+)\.svc(\..+)?$")
 CERT_DAYS = 3650
@@ -125,11 +133,17 @@ def write_certificate(host: str, directory: Path) -> tuple[Path, Path]:
 
 
 class WebhookServer(kopf.WebhookServer):
-    """kopf's server, addressed through a Service when the host names one."""
+    """kopf's server, addressed through a Service when the host names one; each CA bundle it
+    serves with goes to `on_ca_bundle` (base64 PEM, as a webhook configuration holds it)."""
+
+    on_ca_bundle: Callable[[str], Awaitable[None]] | None = None
 
     async def __call__(self, fn: kopf.WebhookFn) -> AsyncIterator[kopf.WebhookClientConfig]:
         match = SERVICE_HOST.match(self.host or "")
         async for config in super().__call__(fn):
+            bundle = config.get("caBundle")
+            if bundle and self.on_ca_bundle is not None:
+                await self.on_ca_bundle(bundle)
             if match is None:
                 yield config
                 continue
@@ -160,3 +174,32 @@ def build_server(
         )
     certfile, keyfile = write_certificate(host, directory)
     return WebhookServer(addr=addr, port=port, host=host, certfile=certfile, pkeyfile=keyfile)
+
+
+def register_ca_bundle(api: Api, name: str, bundle: str) -> bool:
+    """Patch `bundle` into the webhook configuration `name`; False (logged) when it cannot:
+    a missing configuration (the chart or manifests make it) or RBAC. The webhook is then
+    inactive (failurePolicy Ignore) and the reconciler still refuses what it would have."""
+    try:
+        api.patch(
+            kube.VALIDATING_WEBHOOKS,
+            "",
+            name,
+            admission.ca_bundle_patch(bundle),
+            patch_type="strategic",
+        )
+    except ApiError as error:
+        hint = (
+            "create it with the Helm chart or manifests/ (the operator never creates one)"
+            if error.status == 404
+            else "the operator's RBAC must allow patch on it by resourceNames"
+        )
+        logger.error(
+            "cannot register the webhook's CA bundle in ValidatingWebhookConfiguration %s: %s; %s",
+            name,
+            error,
+            hint,
+        )
+        return False
+    logger.info("registered the webhook's CA bundle in ValidatingWebhookConfiguration %s", name)
+    return True
