@@ -269,9 +269,7 @@ def _command_webhook_config(args: argparse.Namespace) -> int:
                 f"--service {args.service!r}: expected NAMESPACE/NAME:PORT"
             )
         client = admission.service_client(namespace, name, int(port))
-    configuration = admission.build_configuration(
-        client, name=args.name, namespaces=args.namespace
-    )
+    configuration = admission.build_configuration(client, name=args.name, namespaces=args.namespace)
     sys.stdout.write(_dump_documents([configuration]))
     return 0
 
