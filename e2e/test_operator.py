@@ -505,6 +505,28 @@ def test_every_example_apps_pods_are_admitted_in_a_restricted_namespace(
     assert failures == []
 
 
+def test_pods_the_api_server_refuses_are_quoted_from_the_replicasets_failure(
+    cluster: Any, operator: OperatorProcess, namespace: str
+) -> None:
+    """With no pod to read, "0/1 replicas" said nothing: the ReplicaSet's FailedCreate message
+    (here a ResourceQuota; a Pod Security refusal reads the same way) is in the status."""
+    cluster.kubectl(
+        "-n", namespace, "create", "quota", "no-pods", "--hard=pods=0"
+    )  # fmt: skip
+    apply_app(cluster, namespace, (EXAMPLES / "basic.yaml").read_text())
+
+    def quoted() -> str | None:
+        app = get(cluster, namespace, "composeapp", APP)
+        for model in app.get("status", {}).get("models", []):
+            if "FailedCreate" in model.get("message", ""):
+                return str(model["message"])
+        return None
+
+    message = eventually(quoted, timeout=90, what="the FailedCreate message in status")
+    assert message.startswith(f"Deployment {APP}-llm: FailedCreate: "), message
+    assert "exceeded quota: no-pods" in message, message
+
+
 def test_compose_from_configmap_reconciles_when_the_configmap_changes(
     cluster: Any, operator: OperatorProcess, namespace: str
 ) -> None:
