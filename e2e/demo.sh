@@ -115,7 +115,8 @@ up() {
         | .venv/bin/python -c '
 import sys, yaml
 keep = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
-docs = [d for d in yaml.safe_load_all(sys.stdin) if d and d["kind"] in keep]
+docs = [d for d in yaml.safe_load_all(sys.stdin) if d and d["kind"] in keep
+        and "helm.sh/hook" not in (d["metadata"].get("annotations") or {})]
 yaml.safe_dump_all(docs, sys.stdout)' \
         | kubectl apply --server-side -f - >/dev/null
 
@@ -135,6 +136,9 @@ yaml.safe_dump_all(docs, sys.stdout)' \
 
     step "Applying $example as ComposeApp $app_namespace/$app_name"
     kubectl create namespace "$app_namespace" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+    # Every pod the operator renders meets Pod Security "restricted".
+    kubectl label --overwrite namespace "$app_namespace" \
+        pod-security.kubernetes.io/enforce=restricted >/dev/null
     .venv/bin/compose-operator convert -f "$example" --name "$app_name" --namespace "$app_namespace" \
         | kubectl apply -f -
 

@@ -86,7 +86,14 @@ def install_crd_and_rbac(cluster: Any, *, webhook: bool, chart_values: tuple[str
         text=True,
         check=True,
     ).stdout
-    rbac = [doc for doc in yaml.safe_load_all(rendered) if doc and doc["kind"] in RBAC_KINDS]
+    rbac = [
+        doc
+        for doc in yaml.safe_load_all(rendered)
+        if doc
+        and doc["kind"] in RBAC_KINDS
+        # The uninstall hook's own account and RBAC are not the operator's.
+        and "helm.sh/hook" not in (doc["metadata"].get("annotations") or {})
+    ]
     cluster.kubectl(
         "apply", "--server-side", "--force-conflicts", "-f", "-", input=yaml.safe_dump_all(rbac)
     )
