@@ -89,6 +89,7 @@ def check_crew(documents: Documents) -> None:
         "CREW_LOG": "json info",
         "CREW_MAX_ROUNDS": "4",
         "MODEL_RUNNER_MODEL": "ai/qwen3:8B-Q4_0",
+        "MODEL_RUNNER_MODEL_LARGE": "ai/qwen3:14B-Q6_K",
         "MODEL_RUNNER_URL": "http://crew-models.default.svc.cluster.local/v1/",
     }
     assert env(documents, "crew-ui") == {"CREW_URL": "http://crew:7777", "NODE_ENV": "production"}
@@ -96,7 +97,34 @@ def check_crew(documents: Documents) -> None:
 
 
 def check_offload(documents: Documents) -> None:
-    assert env(documents, "crew")["MODEL_RUNNER_MODEL"] == "ai/qwen3:30B-A3B-Q4_K_M"
+    """`models: !override` replaces both bindings with the large model's."""
+    assert env(documents, "crew") == {
+        "MODEL_RUNNER_MODEL": "ai/qwen3:30B-A3B-Q4_K_M",
+        "MODEL_RUNNER_URL": "http://crew-models.default.svc.cluster.local/v1/",
+    }
+
+
+def check_layered(documents: Documents) -> None:
+    """compose.k8s.yaml includes [compose.yaml, compose.offload.yaml]: the override file's
+    `models: !override` replaces the crew's bindings, everything else of the base stays."""
+    assert env(documents, "crew") == {
+        "CREW_LOG": "json info",
+        "CREW_MAX_ROUNDS": "4",
+        "MODEL_RUNNER_MODEL": "ai/qwen3:30B-A3B-Q4_K_M",
+        "MODEL_RUNNER_URL": "http://crew-models.default.svc.cluster.local/v1/",
+    }
+    assert mounts(documents, "crew") == {"/crew.yaml": "compose-files"}
+
+
+def check_assistant(documents: Documents) -> None:
+    assert mounts(documents, "assistant") == {
+        "/opt/assistant": "compose-dir-assistant",
+        "/run/secrets/assistant-token": "compose-secret-assistant-token",
+        "/etc/assistant/persona.toml": "compose-files",
+    }
+    data = documents["ConfigMap", "assistant-files"]["data"]
+    assert data["persona.toml"] == 'name = "Pip"\nmax_tokens = 16\n'
+    assert any(v.startswith('"""Ask the model') for v in data.values())
 
 
 def check_importer(documents: Documents) -> None:
@@ -158,6 +186,17 @@ CASES = [
         check=check_offload,
     ),
     Case(
+        "crew",
+        file="compose.k8s.yaml",
+        objects=(
+            "ConfigMap/crew-files", "ConfigMap/crew-models", "Service/crew-large",
+            "Service/crew-medium", "Service/crew-models", "Service/crew-small", "Service/crew-ui",
+            "Deployment/crew", "Deployment/crew-large", "Deployment/crew-medium",
+            "Deployment/crew-models", "Deployment/crew-small", "Deployment/crew-ui",
+        ),
+        check=check_layered,
+    ),
+    Case(
         "importer",
         images=("loader=registry.local/loader:1", "agent=registry.local/agent:1"),
         objects=(
@@ -166,6 +205,16 @@ CASES = [
             "Deployment/imp-sql-llm", "Deployment/loader", "Deployment/sql-tools",
         ),
         check=check_importer,
+    ),
+    Case(
+        "assistant",
+        images=("assistant=registry.local/assistant:1",),
+        objects=(
+            "ConfigMap/assistant-files", "ConfigMap/assistant-models", "Service/assistant-brain",
+            "Service/assistant-models", "Deployment/assistant", "Deployment/assistant-brain",
+            "Deployment/assistant-models",
+        ),
+        check=check_assistant,
     ),
     Case(
         "socket",
