@@ -382,3 +382,21 @@ secrets: {k: {file: k.txt}}
     ]
     assert result.secrets == ()
     assert {o["metadata"]["name"] for o in result.objects} == {"chat-llm", "chat-models"}
+
+
+def test_a_named_volume_that_would_take_the_name_of_the_files_volume_is_an_error() -> None:
+    with pytest.raises(ComposeError) as caught:
+        planned(
+            """
+services:
+  s:
+    image: s
+    volumes: ["compose-files:/data", "./a.yaml:/a.yaml"]
+volumes: {compose-files: {}}
+""",
+            carried(project_file("a.yaml", "x")),
+        )
+    assert caught.value.messages == [
+        "compose.yaml: services.s.volumes[0]: volume 'compose-files' would be the pod volume "
+        "compose-files, which holds the service's project files, configs or secrets; rename it"
+    ]

@@ -40,24 +40,25 @@ class ProjectDir:
         if path_problem(path) is not None:
             return None
         full = self.root / path
-        if not full.is_file() or not self._inside(full, path):
+        if not full.is_file():
             return None
+        self._check_inside(full, path)
         return self._load(path, full)
 
     def under(self, folder: str) -> tuple[ProjectFile, ...]:
         base = self.root if folder in ("", ".") else self.root / folder
         if (path_problem(folder) is not None and folder != ".") or not base.is_dir():
             return ()
-        if not self._inside(base, folder):
-            return ()
+        self._check_inside(base, folder)
         found: list[ProjectFile] = []
         for directory, subfolders, files in os.walk(base):
             subfolders.sort()
             for name in sorted(files):
                 full = Path(directory) / name
                 relative = full.relative_to(self.root).as_posix()
-                if not full.is_file() or not self._inside(full, relative):
+                if not full.is_file():
                     continue
+                self._check_inside(full, relative)
                 if len(found) >= MAX_FILES:
                     raise ComposeError(
                         folder,
@@ -72,14 +73,14 @@ class ProjectDir:
                 found.append(self.read.get(relative) or self._load(relative, full))
         return tuple(sorted(found, key=lambda f: f.path))
 
-    def _inside(self, full: Path, path: str) -> bool:
+    def _check_inside(self, full: Path, path: str) -> None:
+        """Refuses a symlink out of the project: convert would pack what it points at."""
         resolved = full.resolve()
         root = self.root.resolve()
         if resolved != root and root not in resolved.parents:
             raise ComposeError(
                 path, [Problem("", f"a symlink leading out of the project folder ({resolved})")]
             )
-        return True
 
     def _load(self, path: str, full: Path) -> ProjectFile:
         size = full.stat().st_size

@@ -121,10 +121,30 @@ class _Builder:
                 if self._claim_target(entry.target, where):
                     self._file_ref(kind, entry, where)
         self.result.volumes = list(self.by_name.values())
+        self._check_names()
         if self.digests:
             text = "\n".join(f"{target}\t{digest}" for target, digest in sorted(self.digests))
             self.result.digest = hashlib.sha256(text.encode()).hexdigest()
         return self.result
+
+    def _check_names(self) -> None:
+        """A named volume whose pod volume name is one of ours would replace it."""
+        for index, mount in enumerate(self.service.volumes):
+            if mount.project:
+                continue
+            name = (
+                names.dns_label("host", mount.source)
+                if mount.bind
+                else names.dns_label(mount.source)
+            )
+            if name in self.by_name:
+                self.result.problems.append(
+                    Problem(
+                        f"{self.path}.volumes[{index}]",
+                        f"volume {mount.source!r} would be the pod volume {name}, which holds "
+                        "the service's project files, configs or secrets; rename it",
+                    )
+                )
 
     def _claim_target(self, target: str, where: str) -> bool:
         """Docker compose mounts volumes first and skips a config or secret whose target is
