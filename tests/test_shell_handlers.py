@@ -142,6 +142,14 @@ def test_the_index_maps_config_maps_to_apps(registry: kopf.OperatorRegistry) -> 
     ref = {"composeFrom": {"configMapKeyRef": {"name": "chat-compose", "key": "compose.yaml"}}}
     assert call(index, namespace="ns", name="chat", spec=ref) == {("ns", "chat-compose"): "chat"}
     assert call(index, namespace="ns", name="chat", spec={"compose": "x"}) is None
+    files = {
+        "compose": "x",
+        "files": [
+            {"path": "a.db", "configMapKeyRef": {"name": "big-db", "key": "a.db"}},
+            {"path": "b.txt", "content": "inline"},
+        ],
+    }
+    assert call(index, namespace="ns", name="chat", spec=files) == {("ns", "big-db"): "chat"}
 
 
 def test_the_admission_handler_refuses_with_messages(registry: kopf.OperatorRegistry) -> None:
