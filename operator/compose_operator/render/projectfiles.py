@@ -19,7 +19,6 @@ hash of the path, so every path has its own key (`wiremock/mappings/a.json` →
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import re
 from collections.abc import Mapping
@@ -302,14 +301,9 @@ def service_mounts(service: Service, project: ComposeProject, app: str) -> Servi
 
 
 def build_files_config_map(app: str, namespace: str, files: Mapping[str, ProjectFile]) -> Manifest:
-    """`<app>-files`: the inline project files some service mounts (text or binary)."""
-    data = {file_key(p): f.content for p, f in sorted(files.items()) if isinstance(f.content, str)}
-    binary = {
-        file_key(p): _base64(f.content)
-        for p, f in sorted(files.items())
-        if isinstance(f.content, bytes)
-    }
-    body: dict[str, Any] = {
+    """`<app>-files`: the inline project files some service mounts. Inline files are text
+    (spec.files `content`); binary ones always travel in ConfigMaps of their own."""
+    return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {
@@ -317,12 +311,8 @@ def build_files_config_map(app: str, namespace: str, files: Mapping[str, Project
             "namespace": namespace,
             "labels": labels.common(app),
         },
+        "data": {file_key(p): str(f.content) for p, f in sorted(files.items())},
     }
-    if data:
-        body["data"] = data
-    if binary:
-        body["binaryData"] = binary
-    return body
 
 
 def build_configs_config_map(app: str, namespace: str, contents: Mapping[str, str]) -> Manifest:
@@ -337,7 +327,3 @@ def build_configs_config_map(app: str, namespace: str, contents: Mapping[str, st
         },
         "data": dict(sorted(contents.items())),
     }
-
-
-def _base64(content: bytes) -> str:
-    return base64.b64encode(content).decode("ascii")
