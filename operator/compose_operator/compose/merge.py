@@ -263,27 +263,44 @@ _UNIQUE: tuple[tuple[Path, Indexer], ...] = tuple(
 )
 
 
-def unique(value: Any, path: Path = ()) -> Any:
+def unique(document: Any) -> Any:
     """Compose's EnforceUnicity: in the lists it knows, a later entry replaces an earlier
-    one with the same key, in the earlier one's position. Entries it cannot index stay."""
-    if isinstance(value, dict):
-        return {key: unique(element, (*path, key)) for key, element in value.items()}
-    if isinstance(value, list):
-        indexer = next((ix for pattern, ix in _UNIQUE if _matches(path, pattern)), None)
-        if indexer is None:
-            return value
-        result: list[Any] = []
-        positions: dict[str, int] = {}
-        for entry in value:
-            key = indexer(entry)
-            if key is not None and key in positions:
-                result[positions[key]] = entry
-                continue
-            if key is not None:
-                positions[key] = len(result)
-            result.append(entry)
-        return result
-    return value
+    one with the same key, in the earlier one's position. Entries it cannot index stay.
+    Every such list is a service's (or its build's or deploy's): only those are visited."""
+    services = document.get("services") if isinstance(document, dict) else None
+    if not isinstance(services, dict):
+        return document
+    deduplicated: dict[str, Any] = {}
+    for name, service in services.items():
+        if isinstance(service, dict):
+            service = dict(service)
+            for (_, _, *within), indexer in _UNIQUE:
+                _unique_at(service, within, indexer)
+        deduplicated[name] = service
+    return {**document, "services": deduplicated}
+
+
+def _unique_at(mapping: dict[str, Any], path: list[str], indexer: Indexer) -> None:
+    key, rest = path[0], path[1:]
+    value = mapping.get(key)
+    if rest:
+        if isinstance(value, dict):
+            mapping[key] = inner = dict(value)
+            _unique_at(inner, rest, indexer)
+        return
+    if not isinstance(value, list):
+        return
+    result: list[Any] = []
+    positions: dict[str, int] = {}
+    for entry in value:
+        index = indexer(entry)
+        if index is not None and index in positions:
+            result[positions[index]] = entry
+            continue
+        if index is not None:
+            positions[index] = len(result)
+        result.append(entry)
+    mapping[key] = result
 
 
 def reset(tree: Any, paths: Iterable[Path]) -> Any:
