@@ -376,3 +376,21 @@ def test_the_operator_applies_what_render_showed(
         assert live is not None, expected["metadata"]["name"]
         live["metadata"] = {k: live["metadata"][k] for k in expected["metadata"]}
         assert {k: live[k] for k in expected} == expected
+
+
+def test_a_secrets_file_below_a_mounted_folder_never_travels(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Docker would show the whole folder to the container; a ComposeApp never carries a
+    secret, so the secret's file is left out of the folder (it is at /run/secrets anyway)."""
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "app.toml").write_text("level = 1\n")
+    (tmp_path / "conf" / "token.txt").write_text("hunter2")
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n  app:\n    image: a\n    volumes: ['./conf:/conf']\n    secrets: [token]\n"
+        "secrets:\n  token: {file: ./conf/token.txt}\n"
+    )
+    code, out, err = run(capsys, tmp_path, "convert", "-f", "compose.yaml", "--name", "a")
+    assert code == 0, err
+    assert "hunter2" not in out
+    assert [f["path"] for f in yaml.safe_load(out)["spec"]["files"]] == ["conf/app.toml"]

@@ -83,7 +83,7 @@ def _load_carried(
     from compose_operator.projectdir import ProjectDir
 
     text, file, root = _read_source(args.file)
-    disk = ProjectDir(root)
+    disk = ProjectDir(root, excluded=_secret_files(text))
 
     def load(files: projectfiles.ProjectFiles) -> Any:
         return compose.load_project(
@@ -95,13 +95,31 @@ def _load_carried(
             images_file="--image",
         )
 
-    load(disk)
-    placed, problems = projectfiles.pack(
-        args.name, list(disk.read.values()), compose_bytes=len(text.encode())
-    )
+    first = load(disk)
+    # An included file's secrets are known only now: their files never travel either.
+    secret_files = {s.file for s in first.secrets.values() if s.file is not None}
+    read = [found for path, found in disk.read.items() if path not in secret_files]
+    placed, problems = projectfiles.pack(args.name, read, compose_bytes=len(text.encode()))
     if problems:
         raise ComposeError(str(root), problems)
     return text, file, load(projectfiles.CarriedFiles(placed)), placed
+
+
+def _secret_files(text: str) -> frozenset[str]:
+    """The project paths of the Compose file's own `secrets.*.file`: never read from disk,
+    even below a bind-mounted folder."""
+    from compose_operator.compose import yamlload
+    from compose_operator.compose.projectfiles import normalize
+    from compose_operator.compose.report import Report
+
+    document = yamlload.read(text, Report())
+    secrets = document.get("secrets") if isinstance(document, dict) else None
+    files = [
+        entry.get("file")
+        for entry in (secrets.values() if isinstance(secrets, dict) else ())
+        if isinstance(entry, dict)
+    ]
+    return frozenset(normalize("", f) for f in files if isinstance(f, str) and f)
 
 
 def _dump_documents(documents: Sequence[Mapping[str, Any]]) -> str:

@@ -31,13 +31,15 @@ class ProjectDir:
     """Project files read on demand from `root`, each read once and remembered."""
 
     root: Path
+    excluded: frozenset[str] = frozenset()
+    """Paths never read, as if absent: the files of the project's secrets."""
     read: dict[str, ProjectFile] = field(default_factory=dict)
     """Every file the loader asked for and found, by project path."""
 
     def get(self, path: str) -> ProjectFile | None:
         if path in self.read:
             return self.read[path]
-        if path_problem(path) is not None:
+        if path_problem(path) is not None or path in self.excluded:
             return None
         full = self.root / path
         if not full.is_file():
@@ -56,7 +58,7 @@ class ProjectDir:
             for name in sorted(files):
                 full = Path(directory) / name
                 relative = full.relative_to(self.root).as_posix()
-                if not full.is_file():
+                if not full.is_file() or relative in self.excluded:
                     continue
                 self._check_inside(full, relative)
                 if len(found) >= MAX_FILES:
