@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import posixpath
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -248,3 +249,35 @@ def test_a_folder_mount_of_carried_files_keeps_subfolders() -> None:
         file_key("wiremock/mappings/deep/x.json"): "[]",
         file_key("wiremock/mappings/hello.json"): "{}",
     }
+
+
+def _cel_path_rule(path: str) -> bool:
+    """The CRD's path rule (crd._PATH_RULE), evaluated clause by clause."""
+    from compose_operator.crd import _PATH_RULE
+
+    checks = {
+        "startsWith": str.startswith,
+        "endsWith": str.endswith,
+        "contains": str.__contains__,
+    }
+    for clause in _PATH_RULE.split(" && "):
+        call = re.fullmatch(r"(!?)self\.path\.(\w+)\('(.*)'\)", clause)
+        if call is not None:
+            negated, method, argument = call.groups()
+            if checks[method](path, argument) == bool(negated):
+                return False
+            continue
+        compared = re.fullmatch(r"self\.path != '(.*)'", clause)
+        assert compared is not None, clause
+        if path == compared.group(1):
+            return False
+    return True
+
+
+@settings(max_examples=400, deadline=None)
+@given(path=PATHS)
+def test_the_crd_rule_admits_no_path_that_escapes(path: str) -> None:
+    """The API server's CEL rule is a first gate (the webhook and the operator check the full
+    rule): whatever it admits stays below the folder it is mounted at."""
+    if _cel_path_rule(path) and path:
+        assert _inside("/mnt", path)
