@@ -150,8 +150,8 @@ def operator_values(images: Images) -> dict[str, Any]:
             "sharing": {"policy": "prefer", "offerNamespaces": [OFFER_NAMESPACE]},
             "registryMirrors": {"docker.io": REGISTRY_SERVICE},
             "insecureRegistries": [REGISTRY_SERVICE],
-            # Per-model URLs until the suite asserts the model gateway (the default).
-            "modelEndpoint": "direct",
+            # The real node is tainted as a GPU node; the app's model gateway runs there too.
+            "gateway": {"tolerations": [GPU_TAINT]},
         },
     }
 

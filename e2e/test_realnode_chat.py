@@ -39,6 +39,8 @@ PULLED = re.compile(
     r"(?P<files>\d+) files, [^;]+; downloaded [^(]+\((?P<bytes>\d+) bytes\)"
 )
 GGUF_BYTES = 253_113_024
+GATEWAY = f"http://{APP}-models.{NAMESPACE}.svc.cluster.local/v1/"
+"""Every *_URL of the app: its model gateway, as Docker Model Runner's one endpoint."""
 
 
 @pytest.fixture(scope="module")
@@ -158,23 +160,37 @@ def test_the_init_container_pulled_the_artifact_digest_verified(
     assert int(pulled["bytes"]) >= minimum
 
 
+def direct(kube: Kube, model: str) -> str:
+    """The model's own Service (status.models[].endpoint): engine-specific paths (/health,
+    /metrics, llama.cpp's /v1/models details) are the engine's, not the gateway's."""
+    app = kube.get("-n", NAMESPACE, "composeapp", APP)
+    (endpoint,) = [m["endpoint"] for m in app["status"]["models"] if m["name"] == model]
+    assert endpoint == f"http://{APP}-{model}.{NAMESPACE}.svc.cluster.local/v1/"
+    return str(endpoint)
+
+
 def test_readiness_comes_from_the_engines_health(kube: Kube, app: dict[str, Any]) -> None:
-    for model, variable in (("llm", "LLM_URL"), ("embedding-model", "EMBEDDING_MODEL_URL")):
+    for model in ("llm", "embedding-model"):
         pod = model_pod(kube, model)
         (engine,) = pod["spec"]["containers"]
         assert engine["readinessProbe"]["httpGet"]["path"] == "/health"
         assert engine["startupProbe"]["httpGet"]["path"] == "/health"
         assert realchat.conditions(pod)["Ready"]["status"] == "True"
-        health = in_app(kube, HEALTH, variable)
+        health = in_app(kube, HEALTH, direct(kube, model))
         assert health == {"status": 200}
 
 
-HEALTH = """
+# A script argument is a URL or model name as it is, or the name of a variable holding one.
+VALUE = "value = lambda a: a if '/' in a else os.environ[a]\n"
+HEALTH = (
+    VALUE
+    + """
 import json, os, sys, urllib.request
-base = os.environ[sys.argv[1]].removesuffix("v1/")
+base = value(sys.argv[1]).removesuffix("v1/")
 with urllib.request.urlopen(base + "health", timeout=10) as response:
     print(json.dumps({"status": response.status}))
 """
+)
 
 
 def test_the_composeapp_is_current_with_ready_replicas_from_the_real_pods(
@@ -204,6 +220,7 @@ with urllib.request.urlopen(request, timeout=300) as response:
 
 
 def test_a_chat_completion_through_llm_url_and_llm_model(kube: Kube, app: dict[str, Any]) -> None:
+    assert in_app(kube, ENV)["LLM_URL"] == GATEWAY
     reply = in_app(kube, CHAT)
     assert reply["status"] == 200
     assert reply["model"] == "ai/gemma3"
@@ -212,10 +229,12 @@ def test_a_chat_completion_through_llm_url_and_llm_model(kube: Kube, app: dict[s
     assert reply["choices"][0]["message"]["content"].strip()
 
 
-EMBED = """
+EMBED = (
+    VALUE
+    + """
 import json, os, sys, urllib.request
-body = {"model": os.environ[sys.argv[2]], "input": sys.argv[3:]}
-request = urllib.request.Request(os.environ[sys.argv[1]] + "embeddings",
+body = {"model": value(sys.argv[2]), "input": sys.argv[3:]}
+request = urllib.request.Request(value(sys.argv[1]) + "embeddings",
     data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
 try:
     with urllib.request.urlopen(request, timeout=120) as response:
@@ -223,6 +242,7 @@ try:
 except urllib.error.HTTPError as error:
     print(json.dumps({"status": error.code, "error": error.read().decode()}))
 """
+)
 SENTENCES = (
     "The cat is sleeping on the sofa.",
     "A cat naps on the couch.",
@@ -255,15 +275,18 @@ def test_the_apps_own_chat_endpoint(kube: Kube, app: dict[str, Any]) -> None:
     assert "vLLM" in reply["context"]["note"]
 
 
-MODELS = """
+MODELS = (
+    VALUE
+    + """
 import json, os, sys, urllib.request
-with urllib.request.urlopen(os.environ[sys.argv[1]] + "models", timeout=10) as response:
+with urllib.request.urlopen(value(sys.argv[1]) + "models", timeout=10) as response:
     print(json.dumps(json.load(response)))
 """
+)
 
 
-def llama_context(kube: Kube, variable: str = "LLM_URL") -> int:
-    (entry,) = in_app(kube, MODELS, variable)["data"]
+def llama_context(kube: Kube) -> int:
+    (entry,) = in_app(kube, MODELS, direct(kube, "llm"))["data"]
     assert entry["id"] == "ai/gemma3"
     return int(entry["meta"]["n_ctx"])
 
@@ -272,7 +295,7 @@ def test_context_size_and_runtime_flags_reached_the_engines(
     kube: Kube, app: dict[str, Any]
 ) -> None:
     assert llama_context(kube) == 2048
-    (served,) = in_app(kube, MODELS, "EMBEDDING_MODEL_URL")["data"]
+    (served,) = in_app(kube, MODELS, direct(kube, "embedding-model"))["data"]
     assert (served["id"], served["max_model_len"]) == ("ai/all-minilm", 256)
     pod = model_pod(kube, "embedding-model")
     log = kube.kubectl("-n", NAMESPACE, "logs", pod["metadata"]["name"], "-c", "vllm").stdout
@@ -284,30 +307,34 @@ def test_context_size_and_runtime_flags_reached_the_engines(
 
 
 def test_vllm_refuses_a_request_naming_another_model(kube: Kube, app: dict[str, Any]) -> None:
-    reply = in_app(kube, EMBED, "EMBEDDING_MODEL_URL", "LLM_MODEL", "hello")
+    """Straight at the engine; the gateway in front routes by the name instead (below)."""
+    reply = in_app(kube, EMBED, direct(kube, "embedding-model"), "LLM_MODEL", "hello")
     assert reply["status"] == 404, reply
     assert "ai/gemma3" in reply["error"]
 
 
-METRICS = """
+METRICS = (
+    VALUE
+    + """
 import json, os, sys, urllib.request
-base = os.environ[sys.argv[1]].removesuffix("v1/")
+base = value(sys.argv[1]).removesuffix("v1/")
 with urllib.request.urlopen(base + "metrics", timeout=10) as response:
     print(json.dumps({"status": response.status, "text": response.read().decode()}))
 """
+)
 
 
 @pytest.mark.parametrize(
-    ("variable", "prefix", "family"),
+    ("model", "prefix", "family"),
     [
-        ("LLM_URL", "llamacpp:", "llamacpp:prompt_tokens"),
-        ("EMBEDDING_MODEL_URL", "vllm:", "vllm:prompt_tokens"),
+        ("llm", "llamacpp:", "llamacpp:prompt_tokens"),
+        ("embedding-model", "vllm:", "vllm:prompt_tokens"),
     ],
 )
 def test_each_engines_metrics_parse(
-    kube: Kube, app: dict[str, Any], variable: str, prefix: str, family: str
+    kube: Kube, app: dict[str, Any], model: str, prefix: str, family: str
 ) -> None:
-    reply = in_app(kube, METRICS, variable)
+    reply = in_app(kube, METRICS, direct(kube, model))
     assert reply["status"] == 200
     families = {f.name: f for f in text_string_to_metric_families(reply["text"])}
     ours = sorted(name for name in families if name.startswith(prefix))
@@ -376,6 +403,86 @@ def patch_compose(kube: Kube, compose: str) -> None:
 ENV = "import json, os; print(json.dumps(dict(os.environ)))"
 
 
+ONE_URL = """
+import json, os, openai
+client = openai.OpenAI(base_url=os.environ["ENGINE_URL"], api_key="unused", max_retries=0)
+chat, embedding = os.environ["CHAT_MODEL"], os.environ["EMBEDDING_MODEL"]
+question = [{"role": "user", "content": "Name one primary colour."}]
+plain = client.chat.completions.create(model=chat, messages=question, max_tokens=16)
+stream = client.chat.completions.create(model=chat, messages=question, max_tokens=16, stream=True)
+chunks = [c.choices[0].delta.content or "" for c in stream if c.choices]
+vectors = client.embeddings.create(model=embedding, input=["a cat naps", "tax filings"])
+listed = sorted(m.id for m in client.models.list())
+try:
+    client.chat.completions.create(model="ai/llama3.2", messages=question, max_tokens=4)
+    unknown = None
+except openai.NotFoundError as error:
+    unknown = {"status": error.status_code, "message": error.message}
+dmr = openai.OpenAI(base_url=os.environ["ENGINE_URL"].replace("/v1/", "/engines/v1/"),
+                    api_key="unused", max_retries=0)
+engines = dmr.chat.completions.create(model="llm", messages=question, max_tokens=8)
+print(json.dumps({
+    "url": os.environ["ENGINE_URL"],
+    "plain": {"model": plain.model, "text": plain.choices[0].message.content},
+    "stream": {"chunks": len(chunks), "text": "".join(chunks)},
+    "embedding": {"model": vectors.model, "dimensions": [len(d.embedding) for d in vectors.data]},
+    "listed": listed,
+    "unknown": unknown,
+    "engines": {"model": engines.model, "text": engines.choices[0].message.content},
+}))
+"""
+
+
+def test_both_models_behind_one_engine_url_through_the_gateway(
+    kube: Kube, app: dict[str, Any], say: Say
+) -> None:
+    """Issue 11: a llama.cpp chat model and a vLLM embedding model bound to one ENGINE_URL, as
+    real Compose projects bind them; the app's pod uses the openai client and only its
+    environment. The gateway routes by the model: chat (plain and streamed) reaches
+    llama-server, embeddings reach vLLM, /v1/models lists both, an unknown model is a 404
+    naming both, and Docker Model Runner's /engines/v1/ path works too."""
+    models_before = {m: model_pod(kube, m)["metadata"]["name"] for m in ("llm", "embedding-model")}
+    patch_compose(kube, realchat.example("compose.one-url.yaml"))
+    realchat.wait_current(kube, NAMESPACE, APP, say, timeout=300)
+    realchat.wait_for(
+        lambda: True if "ENGINE_URL" in in_app(kube, ENV) else None,
+        "the app's pod with ENGINE_URL", timeout=180,
+    )  # fmt: skip
+    reply = in_app(kube, ONE_URL)
+    assert reply["url"] == GATEWAY
+    assert reply["plain"]["model"] == "ai/gemma3"
+    assert reply["plain"]["text"].strip()
+    assert reply["stream"]["chunks"] >= 3, reply["stream"]
+    assert reply["stream"]["text"].strip()
+    assert reply["embedding"] == {"model": "ai/all-minilm", "dimensions": [384, 384]}
+    assert reply["listed"] == ["ai/all-minilm", "ai/gemma3"]
+    assert reply["unknown"]["status"] == 404
+    assert "ai/gemma3 (llm)" in reply["unknown"]["message"]
+    assert "ai/all-minilm (embedding-model)" in reply["unknown"]["message"]
+    assert reply["engines"]["model"] == "ai/gemma3"  # the key `llm` was rewritten to its name
+    answer = realchat.ask(kube, NAMESPACE, "Which engine serves embedding models?")
+    assert (answer["status"], answer["model"], answer["embedding"]["dimensions"]) == (
+        200, "ai/gemma3", 384,
+    )  # fmt: skip
+    status = kube.get("-n", NAMESPACE, "composeapp", APP)["status"]
+    assert status["gateway"]["url"] == GATEWAY
+    assert status["gateway"]["ready"] is True
+    (gateway_pod,) = live_pods(
+        kube,
+        NAMESPACE,
+        f"compose-operator.io/app={APP},compose-operator.io/component=model-gateway",
+    )
+    log = kube.kubectl("-n", NAMESPACE, "logs", gateway_pod["metadata"]["name"]).stdout
+    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    routed = {
+        (line["model"], line["status"]) for line in lines if line["path"].endswith("embeddings")
+    }
+    assert ("embedding-model", 200) in routed
+    assert "Name one primary colour" not in log  # one line per request, never a body
+    models_after = {m: model_pod(kube, m)["metadata"]["name"] for m in ("llm", "embedding-model")}
+    assert models_after == models_before, "the models did not change, so they must not roll"
+
+
 def test_the_long_syntax_variant(kube: Kube, app: dict[str, Any], say: Say) -> None:
     models_before = {m: model_pod(kube, m)["metadata"]["name"] for m in ("llm", "embedding-model")}
     patch_compose(kube, realchat.example("compose.long-syntax.yaml"))
@@ -385,11 +492,9 @@ def test_the_long_syntax_variant(kube: Kube, app: dict[str, Any], say: Say) -> N
         "the app's pod with the long syntax's variables", timeout=180,
     )  # fmt: skip
     environment = in_app(kube, ENV)
-    assert environment["CHAT_ENDPOINT"] == f"http://{APP}-llm.{NAMESPACE}.svc.cluster.local/v1/"
+    assert environment["CHAT_ENDPOINT"] == GATEWAY
     assert environment["CHAT_MODEL_NAME"] == "ai/gemma3"
-    assert environment["EMBEDDINGS_ENDPOINT"] == (
-        f"http://{APP}-embedding-model.{NAMESPACE}.svc.cluster.local/v1/"
-    )
+    assert environment["EMBEDDINGS_ENDPOINT"] == GATEWAY
     assert environment["EMBEDDINGS_MODEL_NAME"] == "ai/all-minilm"
     assert "LLM_URL" not in environment
     reply = realchat.ask(kube, NAMESPACE, "What does a bound service receive?")
@@ -416,7 +521,7 @@ def test_changing_context_size_rolls_the_model_deployment(
     after = model_pod(kube, "llm")
     assert after["metadata"]["name"] != before
     assert "1024" in after["spec"]["containers"][0]["args"]
-    assert llama_context(kube, "CHAT_ENDPOINT") == 1024  # the long syntax's name, from above
+    assert llama_context(kube) == 1024
 
 
 def model_pod_named_otherwise(kube: Kube, name: str) -> bool:

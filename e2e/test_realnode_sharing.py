@@ -1,6 +1,6 @@
 """A platform team's shared model, for real: an app in a team namespace gets a chat completion
-from the model the platform namespace offers, through its own `LLM_URL` (cross-namespace
-Service DNS), with no model Deployment of its own.
+from the model the platform namespace offers, through its own `LLM_URL` (its model gateway,
+which routes to the offer's Service across namespaces), with no model Deployment of its own.
 
 The operator is the same Helm-installed pod as in test_realnode_chat.py (its fixtures are
 reused); the model is llama.cpp serving the real gemma3 GGUF on the real node. NetworkPolicy
@@ -92,7 +92,10 @@ def test_the_team_app_binds_to_the_offer_and_runs_no_model_of_its_own(
     assert model["source"] == f"shared: {PLATFORM}/platform/llm", json.dumps(model)
     assert model["endpoint"] == f"http://platform-llm.{PLATFORM}.svc.cluster.local/v1/"
     deployments = kube.get("-n", TEAM, "deployments")["items"]
-    assert [d["metadata"]["name"] for d in deployments] == ["client"]
+    assert [d["metadata"]["name"] for d in deployments] == ["client", "team-models"]
+    routes = json.loads(kube.get("-n", TEAM, "configmap", "team-models")["data"]["routes.json"])
+    (route,) = routes["models"]
+    assert route["upstream"] == f"http://platform-llm.{PLATFORM}.svc.cluster.local"
     platform = kube.get("-n", PLATFORM, "composeapp", "platform")
     (offered,) = platform["status"]["models"]
     assert offered["servedNamespaces"] == [TEAM], json.dumps(platform["status"])
@@ -103,6 +106,6 @@ def test_a_chat_completion_crosses_namespaces_through_the_apps_own_llm_url(
 ) -> None:
     answer = realchat.in_app(kube, TEAM, CHAT, deployment="client")
     assert answer["status"] == 200
-    assert answer["url"] == f"http://platform-llm.{PLATFORM}.svc.cluster.local/v1/"
+    assert answer["url"] == f"http://team-models.{TEAM}.svc.cluster.local/v1/"  # its gateway
     assert answer["body"]["model"] == "ai/gemma3"
     assert answer["body"]["usage"]["completion_tokens"] > 0

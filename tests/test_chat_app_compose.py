@@ -84,7 +84,9 @@ def test_long_syntax_names_the_variables_the_app_is_told_to_read() -> None:
     ]
 
 
-@pytest.mark.parametrize("name", ["compose.yaml", "compose.long-syntax.yaml"])
+@pytest.mark.parametrize(
+    "name", ["compose.yaml", "compose.long-syntax.yaml", "compose.one-url.yaml"]
+)
 def test_models_are_placed_by_cloud_labels_with_cpu_friendly_flags(name: str) -> None:
     result = planned(name)
 
@@ -109,6 +111,24 @@ def test_models_are_placed_by_cloud_labels_with_cpu_friendly_flags(name: str) ->
     assert llama["args"][llama["args"].index("--ctx-size") + 1] == "2048"
 
 
+def test_one_url_binds_both_models_to_the_gateway_and_tells_the_app() -> None:
+    result = planned("compose.one-url.yaml")
+    env = container_env(result)
+    gateway = "http://chat-models.demo.svc.cluster.local/v1/"
+    assert {name: env[env[pointer]] for name, pointer in [
+        ("chat url", "CHAT_URL_VAR"), ("chat model", "CHAT_MODEL_VAR"),
+        ("embedding url", "EMBEDDING_URL_VAR"), ("embedding model", "EMBEDDING_MODEL_VAR"),
+    ]} == {
+        "chat url": gateway, "chat model": "ai/gemma3",
+        "embedding url": gateway, "embedding model": "ai/all-minilm",
+    }  # fmt: skip
+    assert result.warnings == ()
+    # The models are those of compose.yaml: switching to this variant rolls no model.
+    models = {o["metadata"]["name"]: o for o in planned("compose.yaml").objects}
+    for name in ("chat-llm", "chat-embedding-model"):
+        assert deployment(result, name) == models[name]
+
+
 def test_the_app_image_can_be_chosen_at_apply_time() -> None:
     default = deployment(planned("compose.yaml"), "chat")
     chosen = deployment(planned("compose.yaml", {"CHAT_APP_IMAGE": "reg:5000/app:1"}), "chat")
@@ -117,7 +137,9 @@ def test_the_app_image_can_be_chosen_at_apply_time() -> None:
     assert images == ["localhost:5000/compose-operator/chat-app:dev", "reg:5000/app:1"]
 
 
-@pytest.mark.parametrize("name", ["compose.yaml", "compose.long-syntax.yaml"])
+@pytest.mark.parametrize(
+    "name", ["compose.yaml", "compose.long-syntax.yaml", "compose.one-url.yaml"]
+)
 def test_the_app_tolerates_the_gpu_taint_to_run_beside_its_models(name: str) -> None:
     pod = deployment(planned(name), "chat")["spec"]["template"]["spec"]
     assert pod["tolerations"] == [
