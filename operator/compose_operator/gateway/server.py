@@ -108,7 +108,8 @@ class Metrics:
         return prometheus_client.generate_latest(self.registry)
 
 
-def error_body(status: int, message: str, kind: str, code: str, param: str | None = None) -> bytes:
+def error_body(message: str, kind: str, code: str, param: str | None = None) -> bytes:
+    """OpenAI's error shape, which its clients turn into typed exceptions."""
     error: dict[str, Any] = {"message": message, "type": kind, "code": code}
     if param is not None:
         error["param"] = param
@@ -219,7 +220,7 @@ class Gateway:
     ) -> web.Response:
         return web.Response(
             status=status,
-            body=error_body(status, message, kind, code, param),
+            body=error_body(message, kind, code, param),
             content_type="application/json",
         )
 
