@@ -228,7 +228,7 @@ def test_a_large_binary_file_travels_in_its_own_configmap(
         projects / "importer", "imp", namespace,
         "loader=registry.local/loader:1", "agent=registry.local/agent:1",
     )  # fmt: skip
-    assert "packed music.db (300.0 KiB, ConfigMap imp-music-db-" in said
+    assert "packed music.db (300.0 KiB, ConfigMap imp-file-music-db-" in said
     cluster.kubectl("apply", "--server-side", "-f", "-", input=stream)
     create_secret(cluster, namespace, "database-url", "database-url", "postgres://u:p@db/m")
     wait_for(cluster, namespace, "imp", "Ready", ready)

@@ -143,9 +143,9 @@ def test_pack_moves_binary_and_large_files_to_configmaps_of_their_own() -> None:
     ]
     placed, problems = pack("chat", found, compose_bytes=100)
     assert {p: f.config_map for p, f in placed.items()} == {
-        "Chinook.db": ("chat-chinook-db-fde7f6d8", "Chinook.db"),
+        "Chinook.db": ("chat-file-chinook-db-0f367574", "Chinook.db"),
         "agents.yaml": None,
-        "big.txt": ("chat-big-txt-b15cb590", "big.txt"),
+        "big.txt": ("chat-file-big-txt-a0442cd1", "big.txt"),
     }
     assert problems == [
         Problem(

@@ -131,9 +131,9 @@ def check_importer(documents: Documents) -> None:
     pod = documents["Deployment", "loader"]["spec"]["template"]["spec"]
     assert pod["volumes"] == [
         {
-            "name": "compose-cm-imp-music-db-a0dfc972",
+            "name": "compose-cm-imp-file-music-db-0dab16c8",
             "configMap": {
-                "name": "imp-music-db-a0dfc972",
+                "name": "imp-file-music-db-0dab16c8",
                 "items": [{"key": "music.db", "path": "music.db"}],
             },
         }
@@ -319,7 +319,7 @@ def test_convert_puts_a_large_binary_file_in_a_configmap_of_its_own(
     )
     app, music = yaml.safe_load_all(out)
     included = (projects / "importer/db/compose.yaml").read_text()
-    music_ref = {"name": "imp-music-db-a0dfc972", "key": "music.db"}
+    music_ref = {"name": "imp-file-music-db-0dab16c8", "key": "music.db"}
     assert app["spec"]["files"] == [
         {"path": "db/.env", "content": "PG_VERSION=17\n"},
         {"path": "db/compose.yaml", "content": included},
@@ -333,7 +333,7 @@ def test_convert_puts_a_large_binary_file_in_a_configmap_of_its_own(
         "resources": ["composeapp.yaml"],
         "configMapGenerator": [
             {
-                "name": "imp-music-db-a0dfc972",
+                "name": "imp-file-music-db-0dab16c8",
                 "files": ["music.db=files/music.db"],
                 "options": {"disableNameSuffixHash": True},
             }

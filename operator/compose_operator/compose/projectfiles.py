@@ -280,7 +280,7 @@ def pack(
                 )
             )
         elif isinstance(file.content, bytes) or size > INLINE_FILE_MAX:
-            placed[file.path] = _own_config_map(file, names.dns_label(app, file.path))
+            placed[file.path] = _own_config_map(file, own_config_map_name(app, file.path))
         else:
             inline.append(file)
     budget = MAX_SPEC_BYTES - compose_bytes
@@ -288,11 +288,17 @@ def pack(
     total = sum(len(str(f.content).encode()) for f in inline)
     for file in inline:
         if total > budget:
-            placed[file.path] = _own_config_map(file, names.dns_label(app, file.path))
+            placed[file.path] = _own_config_map(file, own_config_map_name(app, file.path))
             total -= len(str(file.content).encode())
         else:
             placed[file.path] = file
     return dict(sorted(placed.items())), problems
+
+
+def own_config_map_name(app: str, path: str) -> str:
+    """`<app>-file-<path>`: the `file` part keeps it apart from the operator's own
+    `<app>-files`, `<app>-configs` and `<app>-models`, whatever the file is called."""
+    return names.dns_label(app, "file", path)
 
 
 def _own_config_map(file: ProjectFile, name: str) -> ProjectFile:
