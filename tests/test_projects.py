@@ -23,6 +23,7 @@ from compose_operator import cli
 from compose_operator.settings import Settings
 from compose_operator.shell import kube
 from shell_fakes import FakeApi, WatchedReconciler
+from test_packaging_support import kustomize_build
 
 PROJECTS = Path(__file__).parent / "fixtures" / "projects"
 BINARY_SIZE = 300 << 10
@@ -332,13 +333,14 @@ def test_convert_puts_a_large_binary_file_in_a_configmap_of_its_own(
         "kind": "Kustomization",
         "resources": ["composeapp.yaml"],
         "configMapGenerator": [
-            {
-                "name": "imp-file-music-db-0dab16c8",
-                "files": ["music.db=files/music.db"],
-                "options": {"disableNameSuffixHash": True},
-            }
+            {"name": "imp-file-music-db-0dab16c8", "files": ["music.db=files/music.db"]}
         ],
+        "configurations": ["kustomizeconfig.yaml"],
     }
+    built_map, built_app = kustomize_build(kustomize)
+    hashed = built_map["metadata"]["name"]
+    assert hashed.startswith("imp-file-music-db-0dab16c8-")
+    assert built_app["spec"]["files"][2]["configMapKeyRef"] == {"name": hashed, "key": "music.db"}
     assert (kustomize / "files" / "music.db").read_bytes() == (
         projects / "importer" / "music.db"
     ).read_bytes()

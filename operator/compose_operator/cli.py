@@ -259,6 +259,9 @@ def _write_kustomization(
     (directory / app_file).write_text(_dump_documents([app]))
     body = convert.kustomization(placed, namespace, app_file)
     (directory / "kustomization.yaml").write_text(_dump_documents([body]))
+    if "configurations" in body:
+        config = _dump_documents([convert.kustomize_config()])
+        (directory / convert.KUSTOMIZE_CONFIG).write_text(config)
     for found in placed.values():
         if found.config_map is None:
             continue

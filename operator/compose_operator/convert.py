@@ -84,26 +84,23 @@ def own_config_maps(
     return maps
 
 
+KUSTOMIZE_CONFIG = "kustomizeconfig.yaml"
+
+
 def kustomization(
     placed: Mapping[str, ProjectFile], namespace: str | None, app_file: str
 ) -> dict[str, Any]:
     """A kustomization of the ComposeApp, its large files made by configMapGenerator.
 
-    The generated names keep no content hash (`disableNameSuffixHash`): kustomize cannot
-    rewrite names inside `spec.files`; the operator watches those ConfigMaps instead, and a
-    changed file rolls the pods that mount it.
+    Generated names carry kustomize's content hash, and `kustomizeconfig.yaml` (below) tells
+    kustomize that `spec.files[].configMapKeyRef.name` names a ConfigMap, so it writes the
+    hashed name there too: a changed file changes the ComposeApp, as GitOps tools expect.
     """
     generators = []
     for file in sorted(placed.values(), key=lambda f: f.path):
         if file.config_map is not None:
             name, key = file.config_map
-            generators.append(
-                {
-                    "name": name,
-                    "files": [f"{key}={KUSTOMIZE_FILES}/{file.path}"],
-                    "options": {"disableNameSuffixHash": True},
-                }
-            )
+            generators.append({"name": name, "files": [f"{key}={KUSTOMIZE_FILES}/{file.path}"]})
     body: dict[str, Any] = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
@@ -113,7 +110,27 @@ def kustomization(
     body["resources"] = [app_file]
     if generators:
         body["configMapGenerator"] = generators
+        body["configurations"] = [KUSTOMIZE_CONFIG]
     return body
+
+
+def kustomize_config() -> dict[str, Any]:
+    """kustomize's name-reference rule for ConfigMaps named in `spec.files`."""
+    return {
+        "nameReference": [
+            {
+                "kind": "ConfigMap",
+                "version": "v1",
+                "fieldSpecs": [
+                    {
+                        "kind": "ComposeApp",
+                        "group": "compose-operator.io",
+                        "path": "spec/files/configMapKeyRef/name",
+                    }
+                ],
+            }
+        ]
+    }
 
 
 def size_text(content: str | bytes) -> str:
