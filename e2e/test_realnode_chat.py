@@ -193,6 +193,30 @@ with urllib.request.urlopen(base + "health", timeout=10) as response:
 )
 
 
+def test_every_pod_runs_under_pod_security_restricted(kube: Kube, app: dict[str, Any]) -> None:
+    """The namespace enforces "restricted", so the API server admitted every pod; the real
+    engines (llama.cpp, vLLM writing its caches), the puller and the gateway run non-root."""
+    labels = kube.get("namespace", NAMESPACE)["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    pods = live_pods(kube, NAMESPACE, f"compose-operator.io/app={APP}")
+    assert {p["metadata"]["labels"].get("compose-operator.io/model") for p in pods} >= {
+        "llm",
+        "embedding-model",
+    }
+    for pod in pods:
+        name = pod["metadata"]["name"]
+        context = pod["spec"]["securityContext"]
+        assert context["runAsNonRoot"] is True, name
+        assert context["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        for container in [*pod["spec"].get("initContainers", []), *pod["spec"]["containers"]]:
+            own = container["securityContext"]
+            assert own["allowPrivilegeEscalation"] is False, (name, container["name"])
+            assert own["capabilities"] == {"drop": ["ALL"]}, (name, container["name"])
+        assert realchat.conditions(pod)["Ready"]["status"] == "True", name
+        if "compose-operator.io/model" in pod["metadata"]["labels"]:
+            assert (context["runAsUser"], context["fsGroup"]) == (65532, 65532), name
+
+
 def test_the_composeapp_is_current_with_ready_replicas_from_the_real_pods(
     kube: Kube, app: dict[str, Any]
 ) -> None:
