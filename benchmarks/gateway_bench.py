@@ -15,8 +15,10 @@ Two kinds of load:
   rate is the most the gateway's one core serves (requests/s); latency there is mostly
   queueing (N / rate).
 - paced: N clients share a fixed total rate below that saturation, each sending at its own
-  steady pace. This is the latency a client sees from the hop at a given load: the added p50
-  and p99 at 50 clients are read here.
+  steady pace, their first sends spread evenly over one interval (as independent clients
+  are; in step, N requests would land in one instant and measure a burst's queue). This is
+  the latency a client sees from the hop at a given load: the added p50 and p99 at 50
+  clients are read here.
 Streaming: the time to the first chunk, straight and through the gateway, under 1 and 50
 clients streaming at once. RSS: the gateway's resident and peak memory after all of it.
 """
@@ -155,11 +157,19 @@ async def read_response(reader: asyncio.StreamReader) -> float | None:
 
 
 async def client(
-    port: int, path: str, until: float, gap: float, latencies: list[float], firsts: list[float]
+    port: int,
+    path: str,
+    until: float,
+    gap: float,
+    latencies: list[float],
+    firsts: list[float],
+    offset: float = 0.0,
 ) -> None:
+    """`offset` delays the first send, so paced clients spread over the gap instead of all
+    sending in the same instant (a burst of N that measures queueing, not the hop)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     request = request_bytes(port, path)
-    next_send = time.perf_counter()
+    next_send = time.perf_counter() + offset
     while True:
         now = time.perf_counter()
         if now >= until:
@@ -191,7 +201,10 @@ async def load(
     started = time.perf_counter()
     until = started + seconds
     await asyncio.gather(
-        *(client(port, path, until, gap, latencies, firsts) for _ in range(clients))
+        *(
+            client(port, path, until, gap, latencies, firsts, offset=gap * index / clients)
+            for index in range(clients)
+        )
     )
     elapsed = time.perf_counter() - started
     result: dict[str, float | int] = {
