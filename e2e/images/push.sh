@@ -46,6 +46,7 @@ main_push() {
 	shift
 	local names=("$@") name ref target digestfile started hash
 	[ ${#names[@]} -gt 0 ] || names=(llamacpp vllm operator app)
+	take_build_lock >&2
 	if [ "$registry" = --archives ]; then
 		for name in "${names[@]}"; do
 			ensure_built "$name" >&2
