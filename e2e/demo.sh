@@ -49,10 +49,10 @@ down() {
 }
 
 up_real() {
-    step "Building or reusing the cluster and node binaries (cold: about 8 minutes)"
-    bin="$(e2e/cluster/build.sh | tail -n 1)"
+    step "Building or reusing the binaries and the images, Go beside podman (cold: about 15 minutes)"
+    e2e/prepare.sh
+    bin="$(e2e/cluster/build.sh 2>/dev/null | tail -n 1)"
     export PATH="$bin:$PATH"
-    e2e/realnode/build.sh >/dev/null
 
     step "Starting the cluster (kube-apiserver, controller-manager, scheduler, etcd, kwok nodes)"
     stop_operator
@@ -65,7 +65,7 @@ up_real() {
     kubectl get nodes -L type -L node.kubernetes.io/instance-type -L topology.kubernetes.io/region
 
     step "Images and models into the node's registry, the operator (Helm), the app, Ready"
-    echo "   (cold: the images are built here and vLLM's 6.7 GB image is pulled; see README)"
+    echo "   (cold: vLLM's 6.7 GB image is pushed and pulled, then vLLM loads on CPU; see README)"
     .venv/bin/python e2e/realchat.py up "$app_namespace" "$app_name"
 
     step "Asking the app (POST /chat inside its pod: vLLM embeds, llama.cpp answers)"

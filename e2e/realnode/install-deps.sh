@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the real e2e node needs, skipping those already present.
-# Runs `apt-get update` at most once, and only when something is missing.
+# Installs the Debian packages the real e2e node needs, and any packages named as arguments
+# (the Makefile adds what the image builds need, so one apt-get run serves both), skipping
+# those already present. Runs `apt-get update` at most once, and only when something is missing.
 #
 #   containerd (1.6: its CRI sets no rlimits, which this machine cannot raise), runc,
 #   containernetworking-plugins (bridge, host-local, portmap, loopback), iptables, conntrack,
@@ -11,7 +12,7 @@
 set -euo pipefail
 
 packages=(containerd runc containernetworking-plugins iptables conntrack docker-registry podman
-    gcc libc6-dev busybox-static iproute2 socat curl)
+    gcc libc6-dev busybox-static iproute2 socat curl "$@")
 
 log() { printf 'install-deps.sh: %s\n' "$*" >&2; }
 
