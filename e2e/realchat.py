@@ -127,8 +127,9 @@ def build_and_push(registry: str, say: Say) -> Images:
     )
 
 
-def operator_values(images: Images) -> dict[str, Any]:
-    """Chart values: the pushed operator image by digest, the webhook on, CPU engines."""
+def operator_values(images: Images, settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Chart values: the pushed operator image by digest, the webhook on, CPU engines; any
+    other operator settings on top."""
     repository, _, digest = images.operator.partition("@")
     repository, _, tag = repository.rpartition(":")
     return {
@@ -152,16 +153,19 @@ def operator_values(images: Images) -> dict[str, Any]:
             "insecureRegistries": [REGISTRY_SERVICE],
             # The real node is tainted as a GPU node; the app's model gateway runs there too.
             "gateway": {"tolerations": [GPU_TAINT]},
+            **(settings or {}),
         },
     }
 
 
-def install_operator(kube: Kube, images: Images, say: Say) -> None:
+def install_operator(
+    kube: Kube, images: Images, say: Say, settings: Mapping[str, Any] | None = None
+) -> None:
     """`helm upgrade --install` (CRD, RBAC, Deployment, webhook Service), then waits for it."""
     say(f"helm install {RELEASE} into {OPERATOR_NAMESPACE} (operator image {images.operator})")
     ensure_namespace(kube, OPERATOR_NAMESPACE)  # the operator's own pod is restricted too
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="values-") as values:
-        yaml.safe_dump(operator_values(images), values)
+        yaml.safe_dump(operator_values(images, settings), values)
         values.flush()
         kube.helm(
             "upgrade", "--install", RELEASE, str(CHART),
@@ -280,6 +284,20 @@ def current(document: Mapping[str, Any]) -> bool:
         and found.get("Ready", {}).get("observedGeneration") == generation
         and found.get("Reconciling", {}).get("status") == "False"
     )
+
+
+def kstatus(document: Mapping[str, Any]) -> str:
+    """What kstatus (sigs.k8s.io/cli-utils, read by Flux) computes for a resource with conditions:
+    InProgress while observedGeneration lags the generation, then the first of Reconciling=True
+    (InProgress) and Stalled=True (Failed) in the list, else Current."""
+    if document.get("status", {}).get("observedGeneration") != document["metadata"]["generation"]:
+        return "InProgress"
+    for condition in document.get("status", {}).get("conditions", []):
+        if condition.get("status") == "True" and condition["type"] == "Reconciling":
+            return "InProgress"
+        if condition.get("status") == "True" and condition["type"] == "Stalled":
+            return "Failed"
+    return "Current"
 
 
 def app_progress(kube: Kube, namespace: str, name: str) -> str:

@@ -780,3 +780,15 @@ def test_crash_events_come_once_per_crash_not_per_restart() -> None:
         "(SIGILL: the image was built for CPU instructions this node lacks"
     )
     assert events[2][0].message == statuses[3]["conditions"][2]["message"]
+
+
+def test_pods_of_an_older_template_are_not_counted() -> None:
+    old, new = crashing(7), crashing(0, name="new", created=NOW, state="running", ready=False)
+    old["metadata"]["labels"]["pod-template-hash"] = "aaa"
+    new["metadata"]["labels"]["pod-template-hash"] = "bbb"
+    new["status"]["containerStatuses"][0]["lastState"] = {}
+    assert crash_record([old, new], None, same_spec=True) is None
+    sibling = crashing(2, name="sibling", created=EARLIER)
+    sibling["metadata"]["labels"]["pod-template-hash"] = "bbb"
+    found = crash_record([old, new, sibling], None, same_spec=True)
+    assert found is not None and found[0]["pod"] == "sibling"

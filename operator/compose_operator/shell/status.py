@@ -199,11 +199,15 @@ def _last_crash(container: Manifest, init: bool) -> Manifest | None:
     return last if last and last.get("exitCode", 0) != 0 else None
 
 
+def _template_hash(pod: Manifest) -> str:
+    return str(pod.get("metadata", {}).get("labels", {}).get("pod-template-hash", ""))
+
+
 def crash_record(
     pods: Sequence[Manifest], previous: Manifest | None, *, same_spec: bool
 ) -> tuple[Manifest, str] | None:
-    """The newest pod's crashed container, how many times in a row it crashed that way, and
-    its last exit in words (with the log's tail).
+    """The crashed container of the newest pods (of the Deployment's newest template), how many
+    times in a row it crashed that way, and its last exit in words (with the log's tail).
 
     The kubelet keeps only the last termination, so the count lives in the status: it grows
     by the restarts seen since the previous record while pod, container and exit code stay
@@ -218,6 +222,10 @@ def crash_record(
         ),
         reverse=True,
     )
+    if newest_first:
+        # Only the newest template's pods: during a rollout the old ones may crash on.
+        template = _template_hash(newest_first[0])
+        newest_first = [pod for pod in newest_first if _template_hash(pod) == template]
     for pod in newest_first:
         status = pod.get("status", {})
         for key in ("initContainerStatuses", "containerStatuses"):
