@@ -734,6 +734,57 @@ def test_four_models_behind_one_engine_url_reach_the_gateway(
     assert pod["spec"]["containers"][0]["command"] == ["compose-operator", "gateway"]
 
 
+TWO_MODELS_ONE_REPLICATED = """
+services:
+  app:
+    image: my-app
+    models: [llm, embed]
+models:
+  llm: {model: ai/smollm2, x-kubernetes: {replicas: 2}}
+  embed: {model: ai/all-minilm}
+"""
+
+
+def test_two_gateway_pods_get_a_disruption_budget_pruned_at_one_replica(
+    cluster: Any, operator: OperatorProcess, namespace: str
+) -> None:
+    """The real disruption controller counts exactly the two gateway pods (not the model's
+    two) and allows one of them to go; with every model back at one replica, one gateway
+    pod is left and its budget is pruned."""
+    apply_app(cluster, namespace, TWO_MODELS_ONE_REPLICATED)
+    app = wait_ready(cluster, namespace)
+    assert app["status"]["gateway"]["replicas"] == 2
+    name = f"{APP}-models"
+    budget = get(cluster, namespace, "poddisruptionbudget", name)
+    gateway = get(cluster, namespace, "deployment", name)
+    assert budget["spec"]["selector"] == gateway["spec"]["selector"]
+    assert budget["spec"]["maxUnavailable"] == 1
+    owners = budget["metadata"]["ownerReferences"]
+    assert [(o["kind"], o["name"]) for o in owners] == [("ComposeApp", APP)]
+
+    def counted_by_the_controller() -> dict[str, Any] | None:
+        status: dict[str, Any] = get(cluster, namespace, "poddisruptionbudget", name).get(
+            "status", {}
+        )
+        return status if status.get("currentHealthy") == 2 else None
+
+    counted = eventually(
+        counted_by_the_controller, what="the disruption controller counting two healthy pods"
+    )
+    assert (counted["expectedPods"], counted["disruptionsAllowed"]) == (2, 1)
+
+    apply_app(
+        cluster, namespace, TWO_MODELS_ONE_REPLICATED.replace(", x-kubernetes: {replicas: 2}", "")
+    )
+    app = wait_ready(cluster, namespace)
+    assert app["status"]["gateway"]["replicas"] == 1
+    eventually(
+        lambda: not exists(cluster, namespace, "poddisruptionbudget", name),
+        what=f"PodDisruptionBudget {name} pruned",
+    )
+    assert exists(cluster, namespace, "deployment", name)
+
+
 @pytest.mark.parametrize("kind", ["configmap", "service", "deployment"])
 def test_the_gateways_objects_are_restored_when_deleted(
     cluster: Any, operator: OperatorProcess, namespace: str, kind: str

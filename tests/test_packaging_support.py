@@ -44,6 +44,11 @@ CONTRACT_NAMESPACED: frozenset[Grant] = frozenset(
         ["get", "list", "watch", "create", "patch", "delete"],
     )
     | _grants([""], ["configmaps"], ["get", "list", "watch", "create", "patch", "delete"])
+    | _grants(
+        ["policy"],
+        ["poddisruptionbudgets"],
+        ["get", "list", "watch", "create", "patch", "delete"],
+    )
     | _grants([""], ["secrets"], ["get"])
     | _grants([""], ["pods"], ["list", "watch"])
     | _grants([""], ["events"], ["create"])

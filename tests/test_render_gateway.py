@@ -239,11 +239,70 @@ def test_settings_place_and_size_the_gateway() -> None:
     ]
 
 
+REPLICATED = FOUR_ON_ONE_URL.replace(
+    "small: {model: ai/smollm2}", "small: {model: ai/smollm2, x-kubernetes: {replicas: 2}}"
+)
+
+
 def test_two_gateway_replicas_when_a_model_runs_more_than_one() -> None:
-    replicated = FOUR_ON_ONE_URL.replace(
-        "small: {model: ai/smollm2}", "small: {model: ai/smollm2, x-kubernetes: {replicas: 2}}"
+    assert planned(REPLICATED).gateway.replicas == 2  # type: ignore[union-attr]
+
+
+def budgets(result: Plan) -> list[Manifest]:
+    return [o for o in result.objects if o["kind"] == "PodDisruptionBudget"]
+
+
+@pytest.mark.parametrize(
+    ("text", "configured", "expected"),
+    [
+        (FOUR_ON_ONE_URL, None, 1),
+        (REPLICATED, None, 2),
+        (FOUR_ON_ONE_URL, 3, 3),
+        (REPLICATED, 1, 1),
+    ],
+    ids=["one", "a-replicated-model", "settings-3", "settings-1"],
+)
+def test_a_disruption_budget_exactly_when_the_gateway_runs_more_than_one_replica(
+    text: str, configured: int | None, expected: int
+) -> None:
+    """One replica gets none: a budget it could never meet would block every drain of its
+    node."""
+    result = planned(text, Settings(gateway=GatewaySettings(replicas=configured)))
+    assert find(result, "Deployment", "chat-models")["spec"]["replicas"] == expected
+    assert [b["metadata"]["name"] for b in budgets(result)] == (
+        ["chat-models"] if expected > 1 else []
     )
-    assert planned(replicated).gateway.replicas == 2  # type: ignore[union-attr]
+
+
+def test_the_disruption_budget_lets_one_gateway_pod_go_at_a_time() -> None:
+    result = planned(REPLICATED)  # validated against the 1.36 schema, strict
+    (budget,) = budgets(result)
+    deployment = find(result, "Deployment", "chat-models")
+    assert budget == {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": deployment["metadata"],
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {
+                "matchLabels": {
+                    "compose-operator.io/app": "chat",
+                    "compose-operator.io/component": "model-gateway",
+                }
+            },
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        },
+    }
+    # Exactly the gateway's pods: its Deployment's selector, which selects no model's pods.
+    assert budget["spec"]["selector"] == deployment["spec"]["selector"]
+    assert (
+        budget["spec"]["selector"]["matchLabels"]
+        == (find(result, "Service", "chat-models")["spec"]["selector"])
+    )
+    model_pods = find(result, "Deployment", "chat-small")["spec"]["template"]["metadata"]
+    selected = budget["spec"]["selector"]["matchLabels"].items()
+    assert not selected <= model_pods["labels"].items()
+    assert selected <= deployment["spec"]["template"]["metadata"]["labels"].items()
 
 
 def test_direct_keeps_one_url_per_model_and_no_gateway() -> None:

@@ -51,6 +51,7 @@ def models(draw: st.DrawFn, key: str) -> Model:
         kubernetes=KubernetesOptions(
             engine=draw(st.sampled_from([None, "llama.cpp", "vllm"])),
             gpus=draw(st.none() | st.integers(0, 8)),
+            replicas=draw(st.integers(1, 3)),
         ),
     )
 
@@ -109,8 +110,11 @@ def test_any_project_plans_to_valid_names_or_one_compose_error(
     assert len(set(names)) == len(names), "no two objects share a kind and name"
     kinds = [kind for kind, _ in names]
     assert kinds == sorted(
-        kinds, key=["ConfigMap", "PersistentVolumeClaim", "Service", "Deployment"].index
-    )
+        kinds,
+        key=[
+            "ConfigMap", "PersistentVolumeClaim", "Service", "Deployment", "PodDisruptionBudget"
+        ].index,
+    )  # fmt: skip
     again = plan(project, app=app, namespace="team", settings=Settings())
     assert again == result
     assert yaml.safe_dump_all(again.objects) == yaml.safe_dump_all(result.objects)

@@ -10,7 +10,7 @@ import kopf
 import pytest
 
 from compose_operator.settings import Settings
-from compose_operator.shell import handlers
+from compose_operator.shell import handlers, kube
 from compose_operator.shell.reconcile import real_core
 
 
@@ -126,6 +126,7 @@ def test_every_watch_but_the_apps_is_filtered_by_the_api_server(network_policies
         ("", "persistentvolumeclaims"): ["compose-operator.io/app"],
         ("", "pods"): ["compose-operator.io/app"],
         ("", "configmaps"): ["compose-operator.io/app"],
+        ("policy", "poddisruptionbudgets"): ["compose-operator.io/app"],
     }
     if network_policies:
         expected["networking.k8s.io", "networkpolicies"] = ["compose-operator.io/app"]
@@ -133,6 +134,20 @@ def test_every_watch_but_the_apps_is_filtered_by_the_api_server(network_policies
     assert all(h.labels is None for h in registry._watching.get_all_handlers()), (
         "no client-side label filters: the API server sends only what matches"
     )
+
+
+def test_every_kind_the_operator_creates_feeds_the_live_index() -> None:
+    """Reconciles read live objects from the index only: a kind the operator creates but does
+    not watch would be applied again on every reconcile, never restored when deleted, and
+    never pruned."""
+    registry = kopf.OperatorRegistry()
+    handlers.register(registry, RecordingController(), network_policies=True)  # type: ignore[arg-type]
+    indexed = {
+        (h.selector.group or "", str(h.selector.any_name))
+        for h in registry._indexing.get_all_handlers()
+        if h.selector is not None
+    }
+    assert {(r.group, r.plural) for r in kube.BY_KIND.values()} <= indexed
 
 
 def test_the_index_maps_config_maps_to_apps(registry: kopf.OperatorRegistry) -> None:

@@ -921,3 +921,39 @@ def test_the_gateway_objects_are_restored_when_deleted_and_pruned_when_unplanned
     ]
     assert {r.name for r in api.writes() if r.verb == "delete"} == {"chat-models"}
     assert "gateway" not in app_status(api)
+
+
+def test_the_gateways_disruption_budget_comes_with_a_second_replica_and_goes_with_it(
+    api: FakeApi, gateway_reconciler: WatchedReconciler
+) -> None:
+    """The budget is owned like the gateway's other objects: applied with the app's owner
+    reference, restored when deleted, and pruned (label and owner) when one replica is left."""
+    replicated = COMPOSE.replace(
+        "    model: ai/smollm2\n", "    model: ai/smollm2\n    x-kubernetes: {replicas: 2}\n"
+    )
+    api.seed(kube.COMPOSE_APPS, compose_app(replicated))
+    gateway_reconciler.reconcile(NS, APP)
+    budget = api.live(kube.DISRUPTION_BUDGETS, NS, "chat-models")
+    assert budget is not None
+    assert budget["metadata"]["ownerReferences"][0]["uid"] == "app-uid"
+    assert budget["metadata"]["labels"]["compose-operator.io/app"] == APP
+    gateway = api.live(kube.DEPLOYMENTS, NS, "chat-models")
+    assert gateway is not None
+    assert budget["spec"]["selector"] == gateway["spec"]["selector"]
+    assert gateway["spec"]["replicas"] == 2
+
+    api.delete(kube.DISRUPTION_BUDGETS, NS, "chat-models", budget["metadata"]["uid"])
+    api.clear()
+    gateway_reconciler.reconcile(NS, APP)
+    assert verbs(api.writes())[0] == ("apply", "poddisruptionbudgets", "chat-models")
+
+    set_spec(api, COMPOSE)  # every model back to one replica: so is the gateway
+    api.clear()
+    report = gateway_reconciler.reconcile(NS, APP)
+    assert [(r.verb, r.resource, r.name) for r in api.writes() if r.verb == "delete"] == [
+        ("delete", "poddisruptionbudgets", "chat-models")
+    ]
+    assert "PodDisruptionBudget/chat-models" in report.pruned
+    assert api.live(kube.DISRUPTION_BUDGETS, NS, "chat-models") is None
+    gateway = api.live(kube.DEPLOYMENTS, NS, "chat-models")
+    assert gateway is not None and gateway["spec"]["replicas"] == 1

@@ -156,7 +156,8 @@ class GatewaySettings:
     """The operator's own image; its `gateway` command is the router."""
     replicas: int | None = None
     """None: 2 when one of the app's models runs more than one replica (the hop in front of
-    replicated models should not be the one thing that is not), else 1."""
+    replicated models should not be the one thing that is not), else 1. More than 1 gets a
+    PodDisruptionBudget, so a node drain takes one gateway pod at a time."""
     max_request_bytes: int = 16 * 1024 * 1024
     """Request bodies above this get 413: the gateway reads a body whole to find its `model`."""
     upstream_timeout_seconds: int = 600

@@ -103,6 +103,10 @@ manifests' ClusterRole (tests/test_packaging_rbac.py pins both to one list).
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [get, list, watch, create, patch, delete]
+# The model gateway's PodDisruptionBudget, when it runs more than one replica.
+- apiGroups: [policy]
+  resources: [poddisruptionbudgets]
+  verbs: [get, list, watch, create, patch, delete]
 # Secrets a Compose file mounts are only checked for existence (get: never listed or
 # watched, never written), so a missing one is named in the app's status.
 - apiGroups: [""]

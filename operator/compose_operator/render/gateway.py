@@ -135,8 +135,10 @@ def replicas(routes: Sequence[Route], settings: Settings) -> int:
 def build_gateway(
     app: str, namespace: str, routes: Sequence[Route], settings: Settings
 ) -> list[Manifest]:
-    """The ConfigMap (routing table), Service (port 80) and Deployment of the app's gateway."""
+    """The ConfigMap (routing table), Service (port 80) and Deployment of the app's gateway,
+    and with more than one replica a PodDisruptionBudget."""
     name = names.gateway(app)
+    count = replicas(routes, settings)
     routes_json = json.dumps(routes_document(app, namespace, routes), indent=1, sort_keys=True)
     metadata = {"name": name, "namespace": namespace, "labels": labels.for_gateway(app)}
     config_map = {
@@ -159,7 +161,7 @@ def build_gateway(
         "kind": "Deployment",
         "metadata": metadata,
         "spec": {
-            "replicas": replicas(routes, settings),
+            "replicas": count,
             "selector": {"matchLabels": labels.gateway_selector(app)},
             "strategy": ROLL_WITHOUT_GAPS,
             "template": {
@@ -171,7 +173,26 @@ def build_gateway(
             },
         },
     }
-    return [config_map, service, deployment]
+    if count == 1:
+        return [config_map, service, deployment]
+    return [config_map, service, deployment, _disruption_budget(app, metadata)]
+
+
+def _disruption_budget(app: str, metadata: Manifest) -> Manifest:
+    """A node drain (or any eviction) takes one gateway pod at a time, so the app's one URL
+    keeps an answer; an unready pod may always go (`AlwaysAllow`), so a broken gateway never
+    blocks a drain. A single replica gets none: a budget it could never meet would block
+    every drain of its node."""
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": metadata,
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": labels.gateway_selector(app)},
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        },
+    }
 
 
 def _pod(name: str, settings: Settings) -> dict[str, Any]:

@@ -24,8 +24,8 @@ Triggers, all ending in a reconcile of one app (namespace, name):
 - a ConfigMap event for a labelled ConfigMap some app reads through `composeFrom` or
   `spec.files` (an index), or one the app owns (the model gateway's routing table,
   `<app>-files`, `<app>-configs`);
-- an event on a labelled Deployment, Service, PVC, NetworkPolicy or pod that changed what the
-  app's status is built from;
+- an event on a labelled Deployment, Service, PVC, NetworkPolicy, PodDisruptionBudget or pod
+  that changed what the app's status is built from, or deleted an object the app owns;
 - the periodic resync, started at start-up, and taking the lead (`shell/leader.py`);
 - shared models: the sharing index names the apps an offer's or a binding's change affects; a
   Namespace's labels changing re-checks the apps in it that selector offers could admit
@@ -58,6 +58,8 @@ WATCHED = (
     # the status says why a model is not ready as soon as the pod does.
     ("", "v1", "pods", "Pod"),
     ("", "v1", "configmaps", "ConfigMap"),
+    # The model gateway's, when it runs more than one replica.
+    ("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget"),
 )
 NETWORK_POLICIES = ("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy")
 

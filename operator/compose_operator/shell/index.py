@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from compose_operator import names
+from compose_operator.shell import kube
 from compose_operator.shell.kube import Manifest
 
 Key = tuple[str, str]
@@ -34,9 +35,8 @@ ObjectKey = tuple[str, str]
 """(kind, name) within one app."""
 
 APP_LABEL = "compose-operator.io/app"
-OWNED_KINDS = frozenset(
-    {"ConfigMap", "Deployment", "Service", "PersistentVolumeClaim", "NetworkPolicy"}
-)
+OWNED_KINDS = frozenset(kube.BY_KIND)
+"""Kinds whose write responses are stored at once: every kind the operator creates."""
 
 
 def _compact(obj: Mapping[str, Any]) -> bytes:

@@ -57,6 +57,7 @@ SERVICES = Resource("", "v1", "services", "Service")
 PVCS = Resource("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim")
 NETWORK_POLICIES = Resource("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy")
 CONFIG_MAPS = Resource("", "v1", "configmaps", "ConfigMap")
+DISRUPTION_BUDGETS = Resource("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget")
 SECRETS = Resource("", "v1", "secrets", "Secret")
 PODS = Resource("", "v1", "pods", "Pod")
 EVENTS = Resource("", "v1", "events", "Event")
@@ -72,8 +73,9 @@ VALIDATING_WEBHOOKS = Resource(
 
 BY_KIND = {
     resource.kind: resource
-    for resource in (DEPLOYMENTS, SERVICES, PVCS, NETWORK_POLICIES, CONFIG_MAPS)
+    for resource in (DEPLOYMENTS, SERVICES, PVCS, NETWORK_POLICIES, CONFIG_MAPS, DISRUPTION_BUDGETS)
 }
+"""Every kind the operator creates; each is watched and indexed (`handlers.py`, `index.py`)."""
 
 
 class ApiError(Exception):
