@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import openai
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -230,6 +231,92 @@ def test_an_unknown_model_is_404_naming_the_apps_models_and_reaches_no_engine() 
                 "ai/all-minilm (embedding), ai/gemma3 (llm)"
             )
             assert llm.paths == embedding.paths == []
+
+    run(test)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("GET", "/v1/chat/completions", "POST"),
+        ("GET", "/engines/llama.cpp/v1/embeddings", "POST"),
+        ("DELETE", "/v1/chat/completions", "POST"),
+        ("POST", "/v1/models", "GET"),
+        ("DELETE", "/engines/v1/models/ai/gemma3", "GET"),
+        ("POST", "/healthz", "GET"),
+        ("PUT", "/metrics", "GET"),
+    ],
+)
+def test_a_method_a_path_does_not_answer_is_405_naming_the_one_it_does(
+    method: str, path: str, allowed: str
+) -> None:
+    """In OpenAI's error shape, with `Allow`, and never forwarded, even with a body that names
+    a model (a `POST /v1/models` or a `DELETE` used to reach the engine)."""
+
+    async def test() -> None:
+        async with two_engines() as (url, llm, embedding, _), aiohttp.ClientSession() as session:
+            async with session.request(method, f"{url}{path}", json={"model": "llm"}) as response:
+                assert response.status == 405
+                assert response.headers["Allow"] == allowed
+                assert response.content_type == "application/json"
+                error = (await response.json())["error"]
+            assert error.pop("message").startswith(
+                f"{method} {path}: this path answers {allowed} only"
+            )
+            assert error == {"type": "invalid_request_error", "code": "method_not_allowed"}
+            assert llm.paths == embedding.paths == []
+
+    run(test)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/"), ("POST", "/chat/completions"), ("POST", "/v2/chat/completions"),
+     ("GET", "/engines"), ("HEAD", "/v1")],
+)  # fmt: skip
+def test_a_path_the_gateway_does_not_serve_is_404_in_openais_shape(method: str, path: str) -> None:
+    async def test() -> None:
+        async with two_engines() as (url, llm, embedding, _), aiohttp.ClientSession() as session:
+            async with session.request(method, f"{url}{path}", json={"model": "llm"}) as response:
+                assert response.status == 404
+                assert response.content_type == "application/json"
+                if method != "HEAD":
+                    error = (await response.json())["error"]
+                    assert error["message"] == (
+                        f"{method} {path} is not served here: the model gateway serves /v1/..., "
+                        "/engines/v1/... and /engines/<engine>/v1/..."
+                    )
+                    assert (error["type"], error["code"]) == ("invalid_request_error", "not_found")
+            assert llm.paths == embedding.paths == []
+
+    run(test)
+
+
+def test_openais_client_turns_the_gateways_own_errors_into_typed_exceptions() -> None:
+    """What an app sees through its `*_URL`: the same exceptions, with the same fields, for an
+    unknown model, an unknown path and a wrong method."""
+
+    async def test() -> None:
+        async with two_engines() as (url, *_):
+            client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+            elsewhere = openai.AsyncOpenAI(base_url=f"{url}/v2", api_key="unused", max_retries=0)
+            with pytest.raises(openai.NotFoundError) as unknown_model:
+                await client.chat.completions.create(model="ai/llama3.2", messages=[])
+            with pytest.raises(openai.NotFoundError) as unknown_path:
+                await elsewhere.models.list()
+            with pytest.raises(openai.APIStatusError) as wrong_method:
+                await client.get("/chat/completions", cast_to=object)
+            await client.close()
+            await elsewhere.close()
+        found = [
+            (e.value.status_code, e.value.type, e.value.code)
+            for e in (unknown_model, unknown_path, wrong_method)
+        ]
+        assert found == [
+            (404, "invalid_request_error", "model_not_found"),
+            (404, "invalid_request_error", "not_found"),
+            (405, "invalid_request_error", "method_not_allowed"),
+        ]
 
     run(test)
 

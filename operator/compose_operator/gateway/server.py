@@ -2,7 +2,7 @@
 
 Paths: `/v1/...`, and Docker Model Runner's `/engines/v1/...` and `/engines/<engine>/v1/...`
 (the engine segment is accepted and ignored: the model decides). `GET .../models` lists the
-app's models; every other request must carry a JSON body naming a model and goes to that
+app's models; every other request is a `POST` whose JSON body names a model, and goes to that
 model's Service, `<upstream>/v1/<the rest of the path>`.
 
 Responses stream through as the engine sends them (`iter_any`: each read is written at once),
@@ -13,7 +13,9 @@ are pooled and kept alive. A client that disconnects cancels its handler (aiohtt
 
 Errors are OpenAI-shaped (`{"error": {"message", "type", "code"}}`): 404 for a model the app
 does not have (naming the ones it has), 413 for a body over the limit, 400 for a body that
-names no model, 503 when the engine cannot be reached, 504 when it goes silent.
+names no model, 503 when the engine cannot be reached, 504 when it goes silent. The gateway's
+own answers are too: 404 for a path it does not serve, 405 (with `Allow`) for a method a path
+does not answer, where aiohttp's router would answer in plain text.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 import aiohttp
 import prometheus_client
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from compose_operator.gateway.routes import Table, Upstream
 
@@ -55,6 +58,8 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 """From a cached short answer to a long generation."""
 UNKNOWN = "unknown"
 """The metrics label of requests that name no model of the app."""
+PREFIXES = ("/v1", "/engines/v1", "/engines/{engine}/v1")
+"""OpenAI's, and Docker Model Runner's with and without an engine segment."""
 
 log = logging.getLogger("compose_operator.gateway")
 
@@ -156,12 +161,19 @@ class Gateway:
     def application(self) -> web.Application:
         # The body limit is enforced here, with an OpenAI-style 413; aiohttp's own is a backstop.
         app = web.Application(client_max_size=self.max_request_bytes + 1)
-        app.router.add_get("/healthz", self.healthz, allow_head=False)
-        app.router.add_get("/readyz", self.readyz, allow_head=False)
-        app.router.add_get("/metrics", self.exposition, allow_head=False)
-        for prefix in ("/v1", "/engines/v1", "/engines/{engine}/v1"):
-            app.router.add_get(f"{prefix}/models", self.models, allow_head=False)
-            app.router.add_get(f"{prefix}/models/{{name:.+}}", self.model, allow_head=False)
+        # Every path ends in a handler of ours, whatever the method, so every answer is JSON.
+        gets: dict[str, Handler] = {
+            "/healthz": self.healthz,
+            "/readyz": self.readyz,
+            "/metrics": self.exposition,
+        }
+        for prefix in PREFIXES:
+            gets[f"{prefix}/models"] = self.models
+            gets[f"{prefix}/models/{{name:.+}}"] = self.model
+        for path, handler in gets.items():
+            app.router.add_get(path, handler, allow_head=False)
+            app.router.add_route("*", path, self.only_get)
+        for prefix in PREFIXES:
             app.router.add_route("*", f"{prefix}/{{rest:.*}}", self.forward)
         app.router.add_route("*", "/{path:.*}", self.not_found)
         app.on_startup.append(self._open)
@@ -206,6 +218,9 @@ class Gateway:
             return self._unknown(name)
         return web.json_response(self.table.entry(upstream))
 
+    async def only_get(self, request: web.Request) -> web.Response:
+        return self._not_allowed(request, "GET")
+
     async def not_found(self, request: web.Request) -> web.Response:
         return self._error(
             404,
@@ -214,6 +229,16 @@ class Gateway:
             "invalid_request_error",
             "not_found",
         )
+
+    def _not_allowed(self, request: web.Request, allowed: str, why: str = "") -> web.Response:
+        response = self._error(
+            405,
+            f"{request.method} {request.path}: this path answers {allowed} only{why}",
+            "invalid_request_error",
+            "method_not_allowed",
+        )
+        response.headers["Allow"] = allowed
+        return response
 
     def _error(
         self, status: int, message: str, kind: str, code: str, param: str | None = None
@@ -248,8 +273,10 @@ class Gateway:
             self._record(request, exchange)
 
     async def _forward(self, request: web.Request, exchange: Exchange) -> web.StreamResponse:
-        if request.method in ("GET", "HEAD"):
-            return await self.not_found(request)
+        if request.method != "POST":
+            return self._not_allowed(
+                request, "POST", " (the gateway routes it by the JSON body's `model`)"
+            )
         length = request.content_length
         if length is not None and length > self.max_request_bytes:
             return self._too_large()
