@@ -37,7 +37,7 @@ unit: deps
 	$(PY)/pytest tests
 
 e2e: deps cluster-build
-	$(PY)/pytest e2e -m "e2e and not realnode"
+	$(PY)/pytest e2e -m "e2e and not realnode" --durations=10
 
 # Two pytest sessions: the real node taints the kwok nodes while it runs (e2e/realnode/README.md).
 # `prepare` first: on a cold machine the Go builds run beside the image builds.
@@ -99,7 +99,7 @@ realnode-status:
 	e2e/realnode/node.sh status
 
 realnode-test: deps cluster-build realnode-build images-deps
-	$(PY)/pytest e2e -m realnode
+	$(PY)/pytest e2e -m realnode --durations=15
 
 # What e2e/images/build.sh needs besides the node's packages (llama.cpp is compiled here;
 # qemu-user runs it under older emulated CPUs in the real-node suite).
