@@ -6,6 +6,10 @@ the local process: `compose-operator webhook-config --url`); the operator only p
 bundle into it, and the real API server calls it over TLS with that bundle. `kubectl auth
 can-i` shows what the operator may no longer do: create or change any other webhook
 configuration.
+
+The certificate is the kustomize manifests' shared one: their empty Secret and its Role are
+applied as `kubectl apply -k manifests/` makes them, and the operator fills the Secret
+(`--webhook-cert-secret`) and serves what it wrote.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import yaml
 
 from operator_harness import (
     OPERATOR_NAMESPACE,
@@ -31,6 +36,7 @@ from operator_harness import (
 )
 
 WEBHOOK_NAME = "compose-operator"
+CERT_SECRET = "compose-operator-webhook-cert"
 OPERATOR = str(REPO / "operator")
 INVALID = """
 services:
@@ -55,12 +61,21 @@ def webhook_operator(
         capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": OPERATOR},
     ).stdout  # fmt: skip
     cluster.kubectl("apply", "-f", "-", input=configuration)
+    install_the_manifests_certificate_secret(cluster)
     try:
         with running_operator(
             cluster,
             tmp_path_factory.mktemp("webhook"),
             account=account,
-            extra_args=("--webhook", "--webhook-host", "127.0.0.1", "--webhook-port", str(port)),
+            extra_args=(
+                "--webhook",
+                "--webhook-host",
+                "127.0.0.1",
+                "--webhook-port",
+                str(port),
+                "--webhook-cert-secret",
+                f"{OPERATOR_NAMESPACE}/{CERT_SECRET}",
+            ),
             name="webhook-operator",
         ) as process:
             eventually(
@@ -75,6 +90,58 @@ def webhook_operator(
             "delete", "validatingwebhookconfiguration", WEBHOOK_NAME, "--ignore-not-found",
             check=False,
         )  # fmt: skip
+
+
+def install_the_manifests_certificate_secret(cluster: Any) -> None:
+    """The empty Secret and the Role that lets the operator fill it, from `kubectl kustomize
+    manifests/` (their namespace is the harness's operator namespace); emptied first."""
+    built = cluster.kubectl("kustomize", str(REPO / "manifests")).stdout
+    documents = [
+        doc
+        for doc in yaml.safe_load_all(built)
+        if doc
+        and doc["kind"] in ("Secret", "Role", "RoleBinding")
+        and doc["metadata"]["name"] == CERT_SECRET
+    ]
+    assert sorted(doc["kind"] for doc in documents) == ["Role", "RoleBinding", "Secret"]
+    assert {doc["metadata"]["namespace"] for doc in documents} == {OPERATOR_NAMESPACE}
+    cluster.kubectl("-n", OPERATOR_NAMESPACE, "delete", "secret", CERT_SECRET, "--ignore-not-found")
+    cluster.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(documents))
+
+
+def test_the_operator_filled_the_empty_secret_and_registered_its_ca(
+    cluster: Any, webhook_operator: OperatorProcess
+) -> None:
+    """What a second replica reads and serves too (tests/test_shell_webhook.py): so the one CA
+    bundle matches every replica."""
+    secret = cluster.get_json("-n", OPERATOR_NAMESPACE, "secret", CERT_SECRET)
+    assert sorted(secret["data"]) == ["ca.crt", "tls.crt", "tls.key"]
+    configuration = cluster.get_json("validatingwebhookconfiguration", WEBHOOK_NAME)
+    assert configuration["webhooks"][0]["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
+
+
+@pytest.mark.parametrize(
+    ("verb", "resource", "namespace", "allowed"),
+    [
+        ("patch", f"secrets/{CERT_SECRET}", OPERATOR_NAMESPACE, True),
+        ("patch", "secrets/another-secret", OPERATOR_NAMESPACE, False),
+        ("create", "secrets", OPERATOR_NAMESPACE, False),
+        ("patch", f"secrets/{CERT_SECRET}", "default", False),
+    ],
+)
+def test_the_operator_may_write_its_certificate_secret_and_no_other(
+    cluster: Any,
+    webhook_operator: OperatorProcess,
+    verb: str,
+    resource: str,
+    namespace: str,
+    allowed: bool,
+) -> None:
+    result = cluster.kubectl(
+        "auth", "can-i", verb, resource, "-n", namespace, f"--as={webhook_operator.user}",
+        check=False,
+    )  # fmt: skip
+    assert result.stdout.strip() == ("yes" if allowed else "no"), (verb, resource, result)
 
 
 def test_webhook_refuses_invalid_compose_with_the_loaders_messages(

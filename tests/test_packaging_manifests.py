@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from test_packaging_support import (
     OPERATOR_GRANTS,
     SHARING_GRANTS,
     grants_of,
+    helm_template,
     kustomize_build,
     one_object,
     restricted_violations,
@@ -47,6 +49,11 @@ def test_base_makes_exactly_the_operator_objects(objects: list[dict[str, Any]]) 
         ("CustomResourceDefinition", "composeapps.compose-operator.io"),
         ("Deployment", "compose-operator"),
         ("Namespace", NAMESPACE),
+        ("Role", "compose-operator-leader-election"),
+        ("Role", "compose-operator-webhook-cert"),
+        ("RoleBinding", "compose-operator-leader-election"),
+        ("RoleBinding", "compose-operator-webhook-cert"),
+        ("Secret", "compose-operator-webhook-cert"),
         ("Service", "compose-operator-metrics"),
         ("Service", "compose-operator-webhook"),
         ("ServiceAccount", "compose-operator"),
@@ -96,10 +103,13 @@ def test_the_operator_runs_with_the_contract_flags(objects: list[dict[str, Any]]
         "--metrics-port=8080",
         "--health-port=8081",
         "--log-format=json",
+        "--leader-election",
+        "--leader-election-id=compose-operator",
         "--webhook",
         "--webhook-port=9443",
         "--webhook-configuration=compose-operator",
         "--webhook-host=compose-operator-webhook.$(POD_NAMESPACE).svc",
+        "--webhook-cert-secret=$(POD_NAMESPACE)/compose-operator-webhook-cert",
     ]
     assert container["env"] == [
         {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
@@ -112,6 +122,48 @@ def test_the_operator_runs_with_the_contract_flags(objects: list[dict[str, Any]]
     }
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
+
+
+def test_two_replicas_elect_a_leader_and_share_one_webhook_certificate_as_the_charts_do(
+    objects: list[dict[str, Any]],
+) -> None:
+    """The chart's defaults are the reference: same replicas, rollout, Lease, election flags
+    and certificate Secret. Only who makes the certificate differs (Helm there, the first
+    replica here: kustomize cannot make one)."""
+    chart = helm_template()
+    ours, theirs = one_object(objects, "Deployment"), one_object(chart, "Deployment")
+    for deployment in (ours, theirs):
+        assert (deployment["spec"]["replicas"], deployment["spec"]["strategy"]["type"]) == (
+            2,
+            "RollingUpdate",
+        )
+
+    def election(deployment: Mapping[str, Any]) -> list[str]:
+        args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        return [arg for arg in args if arg.startswith("--leader-election")]
+
+    assert (
+        election(ours)
+        == election(theirs)
+        == [
+            "--leader-election",
+            "--leader-election-id=compose-operator",
+        ]
+    )
+    # The Lease is in the pod's namespace ($POD_NAMESPACE, the runner's default).
+    namespace_env = {
+        "name": "POD_NAMESPACE",
+        "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+    }
+    for deployment in (ours, theirs):
+        assert namespace_env in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+
+    secret, charts_secret = one_object(objects, "Secret"), one_object(chart, "Secret")
+    assert secret["metadata"]["name"] == charts_secret["metadata"]["name"]
+    assert "data" not in secret, "a re-apply must not reset what the first replica wrote"
+    assert sorted(charts_secret["data"]) == ["ca.crt", "tls.crt", "tls.key"]
+    name = secret["metadata"]["name"]
+    assert f"--webhook-cert-secret=$(POD_NAMESPACE)/{name}" in operator_container(objects)["args"]
 
 
 def test_the_operator_mounts_the_generated_settings(objects: list[dict[str, Any]]) -> None:

@@ -29,6 +29,39 @@ def test_manifests_cluster_role_is_what_the_operator_uses() -> None:
     assert grants_of(one_object(objects, "ClusterRole")) == OPERATOR_GRANTS | SHARING_GRANTS
 
 
+LEASE_GRANTS = {
+    ("coordination.k8s.io", "leases", "create"),
+    ("coordination.k8s.io", "leases/compose-operator", "get"),
+    ("coordination.k8s.io", "leases/compose-operator", "patch"),
+}
+"""Leader election: create the one Lease (create cannot be narrowed to a name), then only it."""
+
+
+def test_manifests_roles_are_the_charts_lease_and_the_one_certificate_secret() -> None:
+    """In the operator's namespace only: the chart's Lease Role word for word, and the empty
+    webhook certificate Secret the first replica fills (Helm fills the chart's)."""
+    objects = list(yaml.safe_load_all((MANIFESTS / "rbac.yaml").read_text()))
+    roles = {r["metadata"]["name"]: r for r in objects_of_kind(objects, "Role")}
+    charts = {r["metadata"]["name"]: r for r in objects_of_kind(helm_template(), "Role")}
+    assert sorted(roles) == ["compose-operator-leader-election", "compose-operator-webhook-cert"]
+    lease = roles["compose-operator-leader-election"]
+    assert lease["rules"] == charts["compose-operator-leader-election"]["rules"]
+    assert grants_of(lease) == LEASE_GRANTS
+    assert grants_of(roles["compose-operator-webhook-cert"]) == {
+        ("", "secrets/compose-operator-webhook-cert", "get"),
+        ("", "secrets/compose-operator-webhook-cert", "patch"),
+    }
+    bindings = objects_of_kind(objects, "RoleBinding")
+    assert sorted((b["roleRef"]["kind"], b["roleRef"]["name"]) for b in bindings) == [
+        ("Role", name) for name in sorted(roles)
+    ]
+    assert all(
+        b["subjects"]
+        == [{"kind": "ServiceAccount", "name": "compose-operator", "namespace": "compose-operator"}]
+        for b in bindings
+    )
+
+
 def test_chart_sharing_never_drops_the_namespace_grant() -> None:
     objects = helm_template("--set", "settings.sharing=never")
     assert grants_of(one_object(objects, "ClusterRole")) == OPERATOR_GRANTS

@@ -46,6 +46,21 @@ def test_flags() -> None:
         runner.build_parser().parse_args(["--namespace", "a", "--all-namespaces"])
 
 
+def test_the_shared_webhook_certificate_comes_from_a_directory_or_a_secret(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    parse = runner.build_parser().parse_args
+    args = parse(["--webhook-cert-secret", "ops/co-webhook-cert"])
+    assert (args.webhook_cert_secret, args.webhook_cert_dir) == (("ops", "co-webhook-cert"), None)
+    for wrong in (["--webhook-cert-secret", "co-webhook-cert"], ["--webhook-cert-secret", "a/b/c"]):
+        with pytest.raises(SystemExit):
+            parse(wrong)
+        assert "expected NAMESPACE/NAME" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse(["--webhook-cert-secret", "ops/c", "--webhook-cert-dir", "/certs"])
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
 def test_settings_path_prefers_the_flag_then_the_environment(tmp_path: Path) -> None:
     flag = tmp_path / "flag.yaml"
     assert runner.settings_path(flag, {runner.SETTINGS_ENV: "env.yaml"}) == flag

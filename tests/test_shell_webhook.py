@@ -13,9 +13,10 @@ import pytest
 from cryptography import x509
 
 from compose_operator.settings import Settings, Sharing
-from compose_operator.shell import webhook
+from compose_operator.shell import kube, webhook
 from compose_operator.shell.kube import ApiError
 from compose_operator.shell.reconcile import real_core
+from shell_fakes import FakeApi
 
 GOOD = """\
 services:
@@ -102,6 +103,105 @@ def test_a_full_service_name_also_gets_the_short_form(tmp_path: Path) -> None:
         "op.system.svc.cluster.local",
         "op.system.svc",
     ]
+
+
+SECRET = ("ops", "co-webhook-cert")
+HOST = "co-webhook.ops.svc"
+
+
+def secret_api(data: dict[str, str] | None = None) -> FakeApi:
+    api = FakeApi()
+    body: dict[str, Any] = {"metadata": {"name": SECRET[1], "namespace": SECRET[0]}}
+    if data is not None:
+        body["data"] = data
+    api.seed(kube.SECRETS, body)
+    return api
+
+
+def test_an_empty_secret_is_filled_once_and_every_replica_serves_what_it_holds(
+    tmp_path: Path,
+) -> None:
+    api = secret_api()
+    first = webhook.shared_certificate(api, *SECRET, HOST)
+    second = webhook.shared_certificate(api, *SECRET, HOST)
+    assert first == second
+    (patch,) = api.writes()
+    assert (patch.verb, patch.resource, patch.name) == ("patch", "secrets", SECRET[1])
+    assert patch.body["metadata"] == {"resourceVersion": "1"}, "only the version read"
+    stored = api.live(kube.SECRETS, *SECRET)
+    assert stored is not None
+    assert {k: base64.b64decode(v) for k, v in stored["data"].items()} == first
+    assert first["ca.crt"] == first["tls.crt"], "self-signed: its own CA bundle"
+    certificate = x509.load_pem_x509_certificate(first["tls.crt"])
+    sans = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.DNSName) == [HOST]
+    certfile, keyfile = webhook.write_files(second, tmp_path)
+    assert oct(keyfile.stat().st_mode & 0o777) == "0o600"
+    ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(certfile, keyfile)
+
+
+class SecondToWrite:
+    """Another replica fills the Secret between this one's read and its write."""
+
+    def __init__(self, api: FakeApi) -> None:
+        self.api = api
+        self.winner: dict[str, bytes] = {}
+
+    def get(self, resource: Any, namespace: str, name: str) -> Any:
+        return self.api.get(resource, namespace, name)
+
+    def patch(self, resource: Any, namespace: str, name: str, patch: Any, **_: Any) -> Any:
+        if not self.winner:
+            self.winner = webhook.shared_certificate(self.api, namespace, name, HOST)
+            raise ApiError(409, "Conflict", "the object has been modified")
+        raise AssertionError("written twice")
+
+
+def test_of_two_replicas_filling_at_once_the_second_serves_the_firsts() -> None:
+    api = SecondToWrite(secret_api())
+    assert webhook.shared_certificate(api, *SECRET, HOST) == api.winner  # type: ignore[arg-type]
+    assert len(api.api.writes()) == 1
+
+
+def test_a_filled_secret_is_served_as_it_is_and_never_written() -> None:
+    """cert-manager's, or the chart's: whatever the type, the three files are all it takes."""
+    files = {"tls.crt": b"CERT", "tls.key": b"KEY", "ca.crt": b"CA"}
+    api = secret_api({k: base64.b64encode(v).decode() for k, v in files.items()})
+    assert webhook.shared_certificate(api, *SECRET, HOST) == files
+    assert api.writes() == []
+
+
+@pytest.mark.parametrize(
+    ("api", "message"),
+    [
+        (FakeApi(), "Secret ops/co-webhook-cert does not exist"),
+        (
+            secret_api({"tls.crt": "Q0VSVA==", "tls.key": ""}),
+            "Secret ops/co-webhook-cert has no tls.key, ca.crt: give it all of tls.crt, "
+            "tls.key, ca.crt, or empty it and the operator fills it",
+        ),
+    ],
+    ids=["missing", "partly-filled"],
+)
+def test_a_secret_the_operator_cannot_use_is_named_and_left_alone(
+    api: FakeApi, message: str
+) -> None:
+    with pytest.raises(webhook.CertificateError) as caught:
+        webhook.shared_certificate(api, *SECRET, HOST)
+    assert str(caught.value).startswith(message)
+    assert api.writes() == []
+
+
+def test_a_secret_the_operator_may_not_write_is_an_error_naming_it() -> None:
+    class Forbidden(SecondToWrite):
+        def patch(self, resource: Any, namespace: str, name: str, patch: Any, **_: Any) -> Any:
+            raise ApiError(403, "Forbidden", "cannot patch resource secrets")
+
+    with pytest.raises(webhook.CertificateError) as caught:
+        webhook.shared_certificate(Forbidden(secret_api()), *SECRET, HOST)  # type: ignore[arg-type]
+    assert str(caught.value) == (
+        "cannot fill Secret ops/co-webhook-cert: 403 Forbidden: cannot patch resource secrets"
+    )
 
 
 async def first_config(server: webhook.WebhookServer) -> kopf.WebhookClientConfig:

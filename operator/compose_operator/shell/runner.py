@@ -62,11 +62,21 @@ def build_parser() -> argparse.ArgumentParser:
         default="127.0.0.1",
         help="DNS name or IP in the webhook certificate",
     )
-    parser.add_argument(
+    certificate = parser.add_mutually_exclusive_group()
+    certificate.add_argument(
         "--webhook-cert-dir",
         type=Path,
         help="tls.crt, tls.key and ca.crt to serve the webhook with (several replicas share "
-        "one certificate); default: a self-signed certificate made at start-up",
+        "one certificate; the chart mounts its Secret here); default: a self-signed "
+        "certificate made at start-up",
+    )
+    certificate.add_argument(
+        "--webhook-cert-secret",
+        type=namespaced_name,
+        metavar="NAMESPACE/NAME",
+        help="the Secret whose tls.crt, tls.key and ca.crt every replica serves the webhook "
+        "with; an empty one is filled at start-up by the first replica (the kustomize "
+        "manifests' way, where nothing else can make a certificate)",
     )
     parser.add_argument("--log-format", choices=("plain", "json"), default="plain")
     parser.add_argument("--resync-seconds", type=float, default=300.0)
@@ -94,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     return parser
+
+
+def namespaced_name(value: str) -> tuple[str, str]:
+    namespace, _, name = value.partition("/")
+    if not namespace or not name or "/" in name:
+        raise argparse.ArgumentTypeError(f"expected NAMESPACE/NAME, got {value!r}")
+    return namespace, name
 
 
 def settings_path(flag: Path | None, environ: Mapping[str, str]) -> Path | None:
@@ -183,7 +200,7 @@ async def serve(args: argparse.Namespace, settings: Settings) -> None:
     from compose_operator.shell import handlers, health, webhook
     from compose_operator.shell.controller import Controller
     from compose_operator.shell.index import LiveIndex
-    from compose_operator.shell.kube import GatedApi, KubeApi
+    from compose_operator.shell.kube import ApiError, GatedApi, KubeApi
     from compose_operator.shell.leader import LeaderElector
     from compose_operator.shell.metrics import Metrics
     from compose_operator.shell.reconcile import Reconciler, real_core
@@ -264,11 +281,28 @@ async def serve(args: argparse.Namespace, settings: Settings) -> None:
         )
     with tempfile.TemporaryDirectory(prefix="compose-operator-webhook-") as certs:
         if args.webhook:
+            cert_dir = args.webhook_cert_dir
+            if args.webhook_cert_secret:
+                secret_namespace, secret_name = args.webhook_cert_secret
+                try:
+                    shared = await asyncio.to_thread(
+                        webhook.shared_certificate,
+                        raw_api,
+                        secret_namespace,
+                        secret_name,
+                        args.webhook_host,
+                    )
+                except (webhook.CertificateError, ApiError) as error:
+                    raise SystemExit(
+                        f"compose-operator run: webhook certificate: {error}"
+                    ) from None
+                webhook.write_files(shared, Path(certs))
+                cert_dir = Path(certs)
             server = webhook.build_server(
                 host=args.webhook_host,
                 port=args.webhook_port,
                 directory=Path(certs),
-                cert_dir=args.webhook_cert_dir,
+                cert_dir=cert_dir,
             )
 
             async def register(bundle: str) -> None:

@@ -7,10 +7,17 @@ chart's or the manifests' (`compose_operator.admission`); kopf's managed configu
 off (they would need `create` on every webhook configuration and add a mutating one), and the
 server hands its CA bundle to `register_ca_bundle`, which patches only that into the one
 configuration the RBAC names.
+
+Several replicas must serve one certificate, or the one CA bundle in the configuration matches
+only the replica that registered last. The chart makes it with Helm and mounts it
+(`--webhook-cert-dir`); kustomize cannot make one, so the manifests ship the Secret empty and the
+first replica to start fills it (`--webhook-cert-secret`, `shared_certificate`), as OPA
+Gatekeeper's manifests and its cert-controller do.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime
 import ipaddress
 import logging
@@ -37,6 +44,14 @@ logger = logging.getLogger(__name__)
 
 SERVICE_HOST = re.compile(r"^(?P<name>[a-z0-9-]+)\.(?P<namespace>[a-z0-9-]+)\.svc(\..+)?$")
 CERT_DAYS = 3650
+CERT_FILES = ("tls.crt", "tls.key", "ca.crt")
+"""A certificate as a Secret holds it (and mounts it): the chart's, cert-manager's, ours."""
+FILL_ATTEMPTS = 3
+"""Conflicts while filling the shared Secret: another replica, or another writer, was first."""
+
+
+class CertificateError(Exception):
+    """The shared certificate's Secret cannot be used: the operator cannot serve the webhook."""
 
 
 def refusals(
@@ -104,6 +119,22 @@ def _sans(host: str) -> list[x509.GeneralName]:
 
 def write_certificate(host: str, directory: Path) -> tuple[Path, Path]:
     """A self-signed certificate for `host`; returns (certfile, keyfile)."""
+    certificate, key = new_certificate(host)
+    return write_files({"tls.crt": certificate, "tls.key": key}, directory)
+
+
+def write_files(files: Mapping[str, bytes], directory: Path) -> tuple[Path, Path]:
+    """`tls.crt`, `tls.key` (readable by the owner only) and any others into `directory`;
+    returns (certfile, keyfile)."""
+    for name, content in files.items():
+        (directory / name).write_bytes(content)
+    keyfile = directory / "tls.key"
+    keyfile.chmod(0o600)
+    return directory / "tls.crt", keyfile
+
+
+def new_certificate(host: str) -> tuple[bytes, bytes]:
+    """A self-signed certificate for `host` (its own CA), and its key: PEM both."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
     now = datetime.datetime.now(datetime.UTC)
@@ -119,17 +150,57 @@ def write_certificate(host: str, directory: Path) -> tuple[Path, Path]:
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    certfile, keyfile = directory / "tls.crt", directory / "tls.key"
-    certfile.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    keyfile.write_bytes(
+    return (
+        certificate.public_bytes(serialization.Encoding.PEM),
         key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
-        )
+        ),
     )
-    keyfile.chmod(0o600)
-    return certfile, keyfile
+
+
+def shared_certificate(api: Api, namespace: str, name: str, host: str) -> dict[str, bytes]:
+    """The certificate every replica serves, from the Secret `namespace/name`.
+
+    An empty Secret is filled first, with a new certificate for `host`, by a patch that holds
+    only while the Secret is still the version read: of two replicas starting at once, one
+    writes and the other reads what it wrote. A Secret with only some of the files is someone
+    else's (cert-manager's, a user's) and is never overwritten.
+    """
+    where = f"Secret {namespace}/{name}"
+    for _ in range(FILL_ATTEMPTS):
+        secret = api.get(kube.SECRETS, namespace, name)
+        if secret is None:
+            raise CertificateError(
+                f"{where} does not exist: the webhook certificate is kept there (the manifests "
+                "create it empty; the operator fills it)"
+            )
+        data = secret.get("data") or {}
+        present = [file for file in CERT_FILES if data.get(file)]
+        if present == list(CERT_FILES):
+            return {file: base64.b64decode(data[file]) for file in CERT_FILES}
+        if present:
+            missing = ", ".join(file for file in CERT_FILES if file not in present)
+            raise CertificateError(
+                f"{where} has no {missing}: give it all of {', '.join(CERT_FILES)}, or empty it "
+                "and the operator fills it"
+            )
+        certificate, key = new_certificate(host)
+        files = {"tls.crt": certificate, "tls.key": key, "ca.crt": certificate}
+        patch = {
+            "metadata": {"resourceVersion": secret["metadata"]["resourceVersion"]},
+            "data": {file: base64.b64encode(content).decode() for file, content in files.items()},
+        }
+        try:
+            api.patch(kube.SECRETS, namespace, name, patch)
+        except ApiError as error:
+            if error.status != 409:
+                raise CertificateError(f"cannot fill {where}: {error}") from error
+            continue  # written meanwhile: read it again
+        logger.info("made the webhook certificate for %s and kept it in %s", host, where)
+        return files
+    raise CertificateError(f"{where} changed {FILL_ATTEMPTS} times while it was being filled")
 
 
 class WebhookServer(kopf.WebhookServer):
