@@ -10,6 +10,13 @@ REPO_ROOT=$(cd "$IMAGES_DIR/../.." && pwd)
 CACHE_ROOT=${COMPOSE_OPERATOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/compose-operator}
 IMAGE_CACHE=$CACHE_ROOT/images
 PODMAN_STORE=$IMAGE_CACHE/podman
+# podman refuses a runroot (its run-time locks and sockets) longer than 50 characters, which a
+# cache below a long path gives: then one on /run, named by a hash of the storage's path. A
+# storage remembers its runroot, so the choice must stay the same for the same path.
+PODMAN_RUNROOT=$PODMAN_STORE/run
+if ((${#PODMAN_RUNROOT} > 50)); then
+	PODMAN_RUNROOT=/run/compose-operator/podman-$(printf %s "$PODMAN_STORE" | sha256sum | cut -c1-12)
+fi
 LOG_DIR=$IMAGE_CACHE/logs
 IMAGE_PREFIX=localhost/compose-operator
 START_SECONDS=$SECONDS
@@ -66,7 +73,7 @@ die() {
 # podman with its own storage, the runc runtime (Debian's crun cannot run RUN steps on this
 # kind of host: "cgroups in hybrid mode not supported") and no registry lookups of short names.
 pod() {
-	podman --root "$PODMAN_STORE/root" --runroot "$PODMAN_STORE/run" --runtime runc "$@"
+	podman --root "$PODMAN_STORE/root" --runroot "$PODMAN_RUNROOT" --runtime runc "$@"
 }
 
 # The host's CA bundle, copied where a build can bind-mount it: package indexes may be reached
