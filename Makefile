@@ -44,13 +44,13 @@ e2e: deps cluster-build
 test: deps prepare lint unit e2e realnode-test
 
 bench: deps
-	$(PY)/python benchmarks/render_bench.py
-	$(PY)/python benchmarks/gateway_bench.py
-	$(PY)/python benchmarks/input_bench.py
+	$(PY)/python -m benchmarks.render_bench
+	$(PY)/python -m benchmarks.gateway_bench
+	$(PY)/python -m benchmarks.input_bench
 
 # Not part of `make test`: it takes minutes and prints numbers (README, "Scale").
 bench-scale: deps cluster-build
-	$(PY)/python benchmarks/scale.py
+	$(PY)/python -m benchmarks.scale
 
 demo: deps realnode-deps
 	e2e/demo.sh up

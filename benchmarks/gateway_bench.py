@@ -1,6 +1,6 @@
 """The model gateway's cost: added latency, throughput, time to first chunk and memory.
 
-    python benchmarks/gateway_bench.py [--seconds 5] [--gateway-cpu 0] [--load-cpu 1]
+    python -m benchmarks.gateway_bench [--seconds 5] [--gateway-cpu 0] [--load-cpu 1]
 
 Three processes on this machine, all on loopback: a fake engine (raw asyncio, answers a chat
 completion at once on `/v1/chat/completions`, or streams 20 server-sent events 5 ms apart on

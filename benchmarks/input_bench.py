@@ -1,6 +1,6 @@
 """Hostile Compose files at the input limits: seconds and peak memory to load and plan each.
 
-Run: `.venv/bin/python benchmarks/input_bench.py`. Each file runs in a fresh interpreter (so
+Run: `.venv/bin/python -m benchmarks.input_bench`. Each file runs in a fresh interpreter (so
 peak memory is its own) on one core; the goal is at most 2 s and 256 MiB for any file the
 limits admit (`tests/hostile.py` builds them; a test checks the memory bound).
 """
@@ -12,11 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "operator"))
-sys.path.insert(0, str(ROOT / "tests"))
+from tests import hostile
 
-import hostile  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 MEASURE = """
 import json, resource, sys, time

@@ -1,18 +1,14 @@
 """Renders per second, load + plan, for a small and a large Compose file (one core).
 
-Run: `.venv/bin/python benchmarks/render_bench.py [--seconds N]`. The operator re-plans on
+Run: `.venv/bin/python -m benchmarks.render_bench [--seconds N]`. The operator re-plans on
 every reconcile and the webhook plans on every `kubectl apply`, so planning must stay cheap.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "operator"))
 
 from compose_operator.compose import load_project
 from compose_operator.render import plan

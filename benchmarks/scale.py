@@ -1,6 +1,6 @@
 """The scale benchmark: N ComposeApps (2 models each) against the e2e control plane, in one run.
 
-Run: `make bench-scale` (or `.venv/bin/python benchmarks/scale.py [--sizes 100,1000]`). It uses
+Run: `make bench-scale` (or `.venv/bin/python -m benchmarks.scale [--sizes 100,1000]`). It uses
 the running e2e cluster (`e2e/cluster/cluster.sh`), or starts one and stops it at the end. The
 operator runs as a local process under the Helm chart's ServiceAccount and RBAC, and the
 cluster's audit log records its every request, reads and watches included.
@@ -42,21 +42,18 @@ from typing import Any
 
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "operator"))
-sys.path.insert(0, str(REPO / "e2e"))
-
-from compose_operator.compose import load_project  # noqa: E402
-from compose_operator.render import plan  # noqa: E402
-from compose_operator.settings import load_settings  # noqa: E402
-from conftest import CLUSTER_SCRIPT, Cluster, _cluster_from, _parse_exports  # noqa: E402
-from operator_harness import (  # noqa: E402
+from compose_operator.compose import load_project
+from compose_operator.render import plan
+from compose_operator.settings import load_settings
+from e2e.cluster_support import CLUSTER_SCRIPT, Cluster, cluster_from_environment, parse_exports
+from e2e.operator_harness import (
     KWOK_SETTINGS,
     OperatorProcess,
     install_crd_and_rbac,
     running_operator,
 )
 
+REPO = Path(__file__).resolve().parent.parent
 READ_VERBS = frozenset({"get", "list"})
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 
@@ -145,7 +142,7 @@ class CurrentWatch:
         from kubernetes import client, config
 
         self.api = client.CustomObjectsApi(
-            config.new_client_from_config(config_file=str(cluster.kubeconfig))  # type: ignore[no-untyped-call]
+            config.new_client_from_config(config_file=str(cluster.kubeconfig))
         )
         self.current: dict[tuple[str, str], float] = {}
         self.lock = threading.Lock()
@@ -157,7 +154,7 @@ class CurrentWatch:
         from kubernetes import watch
 
         while not self.stop.is_set():
-            stream = watch.Watch()  # type: ignore[no-untyped-call]
+            stream = watch.Watch()
             with contextlib.suppress(Exception):
                 for event in stream.stream(
                     self.api.list_cluster_custom_object,
@@ -346,15 +343,16 @@ def edit_latency(cluster: Cluster, key: tuple[str, str]) -> float | None:
     """From the patch of one app's context_size to its chat Deployment showing the new size."""
     from kubernetes import client, config, watch
 
-    api = client.AppsV1Api(config.new_client_from_config(config_file=str(cluster.kubeconfig)))  # type: ignore[no-untyped-call]
+    api = client.AppsV1Api(config.new_client_from_config(config_file=str(cluster.kubeconfig)))
     namespace, name = key
     deployment = f"{name}-chat"
     listed = api.list_namespaced_deployment(namespace, field_selector=f"metadata.name={deployment}")
+    assert listed.metadata is not None, "a list always carries its resourceVersion"
     version = listed.metadata.resource_version
     patch = json.dumps({"spec": {"compose": compose_text(8192)}})
     started = time.monotonic()
     cluster.kubectl("-n", namespace, "patch", "composeapp", name, "--type=merge", "-p", patch)
-    stream = watch.Watch()  # type: ignore[no-untyped-call]
+    stream = watch.Watch()
     for event in stream.stream(
         api.list_namespaced_deployment,
         namespace,
@@ -364,7 +362,7 @@ def edit_latency(cluster: Cluster, key: tuple[str, str]) -> float | None:
     ):
         args = event["object"].spec.template.spec.containers[0].args or []
         if "8192" in args:
-            stream.stop()  # type: ignore[no-untyped-call]
+            stream.stop()
             return time.monotonic() - started
     return None
 
@@ -386,14 +384,14 @@ def e2e_cluster(scratch: Path) -> Iterator[Cluster]:
         listed = subprocess.run(
             [str(CLUSTER_SCRIPT), "env"], capture_output=True, text=True, check=True
         )
-        yield _cluster_from(_parse_exports(listed.stdout), scratch)
+        yield cluster_from_environment(parse_exports(listed.stdout), scratch)
         return
     print("starting the e2e cluster (e2e/cluster/cluster.sh up)", file=sys.stderr)
     started = subprocess.run([str(CLUSTER_SCRIPT), "up"], capture_output=True, text=True)
     if started.returncode != 0:
         sys.exit(f"cluster.sh up failed:\n{started.stderr}")
     try:
-        yield _cluster_from(_parse_exports(started.stdout), scratch)
+        yield cluster_from_environment(parse_exports(started.stdout), scratch)
     finally:
         subprocess.run([str(CLUSTER_SCRIPT), "down"], capture_output=True, check=False)
 

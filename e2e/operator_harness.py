@@ -19,9 +19,11 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
+
+from e2e.cluster_support import Cluster
 
 REPO = Path(__file__).resolve().parent.parent
 OPERATOR_NAMESPACE = "compose-operator"
@@ -29,6 +31,7 @@ RELEASE = "compose-operator"
 RBAC_KINDS = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
 
 KWOK_SETTINGS = REPO / "e2e" / "settings-kwok.yaml"
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -39,11 +42,11 @@ def free_port() -> int:
 
 
 def eventually(
-    check: Callable[[], Any], *, timeout: float = 60, interval: float = 0.5, what: str = ""
-) -> Any:
+    check: Callable[[], T | None], *, timeout: float = 60, interval: float = 0.5, what: str = ""
+) -> T:
     """Poll until `check` returns something truthy; fail with the last value seen."""
     deadline = time.monotonic() + timeout
-    last: Any = None
+    last: T | None = None
     error: BaseException | None = None
     while time.monotonic() < deadline:
         try:
@@ -60,7 +63,9 @@ def eventually(
     )
 
 
-def install_crd_and_rbac(cluster: Any, *, webhook: bool, chart_values: tuple[str, ...] = ()) -> str:
+def install_crd_and_rbac(
+    cluster: Cluster, *, webhook: bool, chart_values: tuple[str, ...] = ()
+) -> str:
     """Apply the CRD and the chart's RBAC (rendered with `--set` values); return the account."""
     cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds" / "composeapp.yaml"))
     cluster.kubectl(
@@ -138,7 +143,7 @@ def _ready(port: int) -> bool:
 
 @contextlib.contextmanager
 def running_operator(
-    cluster: Any,
+    cluster: Cluster,
     scratch: Path,
     *,
     account: str,

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from conftest import Cluster, Kubectl
+from e2e.cluster_support import Cluster, Kubectl
 
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
 

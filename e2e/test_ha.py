@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from operator_harness import (
+from e2e.cluster_support import Cluster
+from e2e.operator_harness import (
     OPERATOR_NAMESPACE,
     OperatorProcess,
     compose_app,
@@ -43,18 +44,18 @@ def leading(operator: OperatorProcess) -> bool:
     )
 
 
-def holder(cluster: Any) -> str:
+def holder(cluster: Cluster) -> str:
     lease = cluster.get_json("-n", OPERATOR_NAMESPACE, "lease", LEASE)
     return str(lease["spec"].get("holderIdentity") or "")
 
 
-def args_of(cluster: Any, namespace: str) -> list[str]:
+def args_of(cluster: Cluster, namespace: str) -> list[str]:
     deployment = cluster.get_json("-n", namespace, "deployment", f"{APP}-llm")
     return list(deployment["spec"]["template"]["spec"]["containers"][0]["args"])
 
 
 @pytest.fixture
-def pair(cluster: Any, tmp_path: Any) -> Iterator[tuple[OperatorProcess, OperatorProcess]]:
+def pair(cluster: Cluster, tmp_path: Any) -> Iterator[tuple[OperatorProcess, OperatorProcess]]:
     account = install_crd_and_rbac(cluster, webhook=False)
     cluster.kubectl("-n", OPERATOR_NAMESPACE, "delete", "lease", LEASE, check=False)
     with running_operator(
@@ -68,7 +69,7 @@ def pair(cluster: Any, tmp_path: Any) -> Iterator[tuple[OperatorProcess, Operato
 
 
 def test_the_standby_applies_a_pending_edit_once_after_the_leader_is_killed(
-    cluster: Any, pair: tuple[OperatorProcess, OperatorProcess], namespace: str
+    cluster: Cluster, pair: tuple[OperatorProcess, OperatorProcess], namespace: str
 ) -> None:
     first, second = pair
     manifest = compose_app(APP, compose(4096))
@@ -113,7 +114,7 @@ def test_the_standby_applies_a_pending_edit_once_after_the_leader_is_killed(
 
 
 def test_sigterm_releases_the_lease_and_ends_the_process_at_once(
-    cluster: Any, pair: tuple[OperatorProcess, OperatorProcess]
+    cluster: Cluster, pair: tuple[OperatorProcess, OperatorProcess]
 ) -> None:
     first, second = pair
     started = time.monotonic()

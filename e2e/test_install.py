@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import subprocess
-from typing import Any
 
 import yaml
 
-from operator_harness import REPO, eventually
+from e2e.cluster_support import Cluster
+from e2e.operator_harness import REPO, eventually
 
 CHART = REPO / "charts" / "compose-operator"
 
 
-def helm(cluster: Any, *args: str) -> subprocess.CompletedProcess[str]:
+def helm(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(cluster.helm_path), *args],
         capture_output=True,
@@ -23,12 +23,12 @@ def helm(cluster: Any, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_helm_lint_is_clean(cluster: Any) -> None:
+def test_helm_lint_is_clean(cluster: Cluster) -> None:
     result = helm(cluster, "lint", "--strict", str(CHART))
     assert "0 chart(s) failed" in result.stdout, result.stdout
 
 
-def test_helm_template_renders_the_operator(cluster: Any) -> None:
+def test_helm_template_renders_the_operator(cluster: Cluster) -> None:
     rendered = helm(cluster, "template", "co", str(CHART), "--namespace", "ops").stdout
     kinds = {(d["kind"], d["metadata"]["name"]) for d in yaml.safe_load_all(rendered) if d}
     assert ("Deployment", "co-compose-operator") in kinds or ("Deployment", "co") in kinds, kinds
@@ -36,7 +36,7 @@ def test_helm_template_renders_the_operator(cluster: Any) -> None:
     assert any(kind == "ConfigMap" for kind, _ in kinds)
 
 
-def test_helm_install_creates_a_working_release(cluster: Any, namespace: str) -> None:
+def test_helm_install_creates_a_working_release(cluster: Cluster, namespace: str) -> None:
     helm(
         cluster,
         "install",
@@ -65,7 +65,7 @@ def test_helm_install_creates_a_working_release(cluster: Any, namespace: str) ->
     helm(cluster, "uninstall", "compose-operator", "--namespace", namespace, "--no-hooks")
 
 
-def test_kustomize_base_is_accepted_by_the_api_server(cluster: Any) -> None:
+def test_kustomize_base_is_accepted_by_the_api_server(cluster: Cluster) -> None:
     # A server-side dry run persists nothing, so the base's own Namespace does not exist for
     # the namespaced objects that follow it; create it as a first apply would have.
     cluster.kubectl("create", "namespace", "compose-operator", check=False)

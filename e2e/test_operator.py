@@ -6,15 +6,17 @@ chart's RBAC, so every test also proves the RBAC is enough.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import pytest
 import yaml
 
-from operator_harness import (
+from e2e.cluster_support import Cluster
+from e2e.operator_harness import (
     REPO,
     OperatorProcess,
     compose_app,
@@ -31,7 +33,9 @@ APP = "demo"
 
 
 @pytest.fixture(scope="module")
-def operator(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+def operator(
+    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
     account = install_crd_and_rbac(cluster, webhook=False)
     with running_operator(
         cluster,
@@ -42,21 +46,21 @@ def operator(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         yield process
 
 
-def apply_app(cluster: Any, namespace: str, text: str, name: str = APP, **spec: Any) -> None:
+def apply_app(cluster: Cluster, namespace: str, text: str, name: str = APP, **spec: Any) -> None:
     cluster.kubectl("-n", namespace, "apply", "-f", "-", input=compose_app(name, text, **spec))
 
 
-def get(cluster: Any, namespace: str, kind: str, name: str) -> dict[str, Any]:
+def get(cluster: Cluster, namespace: str, kind: str, name: str) -> dict[str, Any]:
     return cluster.get_json("-n", namespace, kind, name, "--show-managed-fields")
 
 
-def exists(cluster: Any, namespace: str, kind: str, name: str) -> bool:
+def exists(cluster: Cluster, namespace: str, kind: str, name: str) -> bool:
     result = cluster.kubectl("-n", namespace, "get", kind, name, "-o", "name", check=False)
     return result.returncode == 0
 
 
 def wait_ready(
-    cluster: Any, namespace: str, name: str = APP, timeout: float = 90
+    cluster: Cluster, namespace: str, name: str = APP, timeout: float = 90
 ) -> dict[str, Any]:
     def ready() -> dict[str, Any] | None:
         app = get(cluster, namespace, "composeapp", name)
@@ -70,22 +74,32 @@ def wait_ready(
         return None
 
     try:
-        return eventually(ready, timeout=timeout, what=f"ComposeApp {name} Ready")  # type: ignore[no-any-return]
+        return eventually(ready, timeout=timeout, what=f"ComposeApp {name} Ready")
     except AssertionError:
         app = get(cluster, namespace, "composeapp", name)
         raise AssertionError(f"not Ready; status: {dumps(app.get('status'))}") from None
 
 
-def pods_of(cluster: Any, namespace: str, selector: str) -> list[dict[str, Any]]:
+def pods_of(cluster: Cluster, namespace: str, selector: str) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = cluster.get_json("-n", namespace, "pods", "-l", selector)["items"]
     return [pod for pod in items if not pod["metadata"].get("deletionTimestamp")]
 
 
-def node_labels(cluster: Any, node: str) -> dict[str, str]:
+def node_labels(cluster: Cluster, node: str) -> dict[str, str]:
     return dict(cluster.get_json("node", node)["metadata"]["labels"])
 
 
-SEED_EXPECTATIONS = {
+class SeedExpectation(TypedDict):
+    """What one seed example must give: each model's reference, each service's variables
+    (a *_URL given as a model key means the app's gateway), and engine args to look for
+    (`<model>` somewhere in the args, `<model>-tail` at their end)."""
+
+    models: dict[str, str]
+    services: dict[str, dict[str, str]]
+    args: NotRequired[dict[str, list[str]]]
+
+
+SEED_EXPECTATIONS: dict[str, SeedExpectation] = {
     "basic.yaml": {
         "models": {"llm": "ai/smollm2"},
         "services": {"chat-app": {"LLM_URL": "llm", "LLM_MODEL": "ai/smollm2"}},
@@ -129,7 +143,7 @@ SEED_EXPECTATIONS = {
 
 @pytest.mark.parametrize("example", sorted(SEED_EXPECTATIONS))
 def test_seed_example_runs_models_on_gpu_nodes_and_wires_services(
-    cluster: Any, operator: OperatorProcess, namespace: str, example: str
+    cluster: Cluster, operator: OperatorProcess, namespace: str, example: str
 ) -> None:
     expected = SEED_EXPECTATIONS[example]
     apply_app(cluster, namespace, (EXAMPLES / example).read_text())
@@ -162,8 +176,8 @@ def test_seed_example_runs_models_on_gpu_nodes_and_wires_services(
     gateway_url = f"http://{APP}-models.{namespace}.svc.cluster.local/v1/"
     for service_name, variables in expected["services"].items():
         pods = eventually(
-            lambda service_name=service_name: pods_of(
-                cluster, namespace, f"compose-operator.io/service={service_name}"
+            functools.partial(
+                pods_of, cluster, namespace, f"compose-operator.io/service={service_name}"
             ),
             what=f"pods of {service_name}",
         )
@@ -188,7 +202,7 @@ def test_seed_example_runs_models_on_gpu_nodes_and_wires_services(
 
 
 def test_cloud_labels_steer_model_pods_to_matching_nodes_only(
-    cluster: Any, operator: OperatorProcess, namespace: str
+    cluster: Cluster, operator: OperatorProcess, namespace: str
 ) -> None:
     text = (EXAMPLES / "cloud-labels.yaml").read_text()
     apply_app(cluster, namespace, text)
@@ -213,7 +227,7 @@ def test_cloud_labels_steer_model_pods_to_matching_nodes_only(
 
 
 def test_unknown_instance_type_leaves_pod_pending_and_status_says_why(
-    cluster: Any, operator: OperatorProcess, namespace: str
+    cluster: Cluster, operator: OperatorProcess, namespace: str
 ) -> None:
     text = """
 services:
@@ -242,7 +256,7 @@ models:
 
 
 def test_context_size_update_rolls_the_model_deployment(
-    cluster: Any, operator: OperatorProcess, namespace: str
+    cluster: Cluster, operator: OperatorProcess, namespace: str
 ) -> None:
     base = (
         "services:\n  app: {image: my-app, models: [llm]}\n"
@@ -272,7 +286,7 @@ def test_context_size_update_rolls_the_model_deployment(
 
 
 def test_removing_a_model_prunes_its_objects_and_env(
-    cluster: Any, operator: OperatorProcess, namespace: str
+    cluster: Cluster, operator: OperatorProcess, namespace: str
 ) -> None:
     two = (EXAMPLES / "short-syntax.yaml").read_text()
     apply_app(cluster, namespace, two)
@@ -341,7 +355,7 @@ def managed_view(deployment: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def apply_as_helm(cluster: Any, namespace: str, *, opted_in: bool) -> None:
+def apply_as_helm(cluster: Cluster, namespace: str, *, opted_in: bool) -> None:
     """Create the `web` Deployment the way Helm would: server-side, under another manager."""
     annotation = f"compose-operator.io/app: {APP}" if opted_in else ""
     cluster.kubectl(
@@ -351,7 +365,7 @@ def apply_as_helm(cluster: Any, namespace: str, *, opted_in: bool) -> None:
 
 
 def test_bind_mode_patches_only_env_and_restores_the_deployment_exactly(
-    cluster: Any, operator: OperatorProcess, namespace: str
+    cluster: Cluster, operator: OperatorProcess, namespace: str
 ) -> None:
     apply_as_helm(cluster, namespace, opted_in=True)
     original = managed_view(get(cluster, namespace, "deployment", "web"))
@@ -382,7 +396,7 @@ def test_bind_mode_patches_only_env_and_restores_the_deployment_exactly(
 
 
 def test_removing_a_binding_restores_the_deployment(
-    cluster: Any, operator: OperatorProcess, namespace: str
+    cluster: Cluster, operator: OperatorProcess, namespace: str
 ) -> None:
     apply_as_helm(cluster, namespace, opted_in=True)
     original = get(cluster, namespace, "deployment", "web")["spec"]["template"]
@@ -409,7 +423,7 @@ def test_removing_a_binding_restores_the_deployment(
 
 
 def test_deployment_that_did_not_opt_in_is_untouched_and_status_says_so(
-    cluster: Any, operator: OperatorProcess, namespace: str
+    cluster: Cluster, operator: OperatorProcess, namespace: str
 ) -> None:
     apply_as_helm(cluster, namespace, opted_in=False)
     # Settled first: the controller-manager's status updates also bump the resourceVersion.
@@ -430,7 +444,7 @@ def test_deployment_that_did_not_opt_in_is_untouched_and_status_says_so(
 
 
 def test_bind_mode_reports_a_helm_owned_value_as_a_conflict_and_takes_nothing(
-    cluster: Any, operator: OperatorProcess, namespace: str
+    cluster: Cluster, operator: OperatorProcess, namespace: str
 ) -> None:
     """Issue 12: a forced apply took over a same-named value Helm set (and releasing the
     binding then deleted it). Now the apply is not forced: the API server's conflict is
@@ -470,7 +484,7 @@ EVERY_EXAMPLE = sorted(
 
 @pytest.mark.parametrize("example", EVERY_EXAMPLE, ids=lambda p: p.relative_to(EXAMPLES).as_posix())
 def test_every_example_apps_pods_are_admitted_in_a_restricted_namespace(
-    cluster: Any, operator: OperatorProcess, namespace: str, example: Path
+    cluster: Cluster, operator: OperatorProcess, namespace: str, example: Path
 ) -> None:
     """The namespace enforces Pod Security "restricted": every Deployment of the example
     (models with their pullers, services, the gateway) gets its pods created, none refused."""
@@ -506,7 +520,7 @@ def test_every_example_apps_pods_are_admitted_in_a_restricted_namespace(
 
 
 def test_pods_the_api_server_refuses_are_quoted_from_the_replicasets_failure(
-    cluster: Any, operator: OperatorProcess, namespace: str
+    cluster: Cluster, operator: OperatorProcess, namespace: str
 ) -> None:
     """With no pod to read, "0/1 replicas" said nothing: the ReplicaSet's FailedCreate message
     (here a ResourceQuota; a Pod Security refusal reads the same way) is in the status."""
@@ -528,7 +542,7 @@ def test_pods_the_api_server_refuses_are_quoted_from_the_replicasets_failure(
 
 
 def test_compose_from_configmap_reconciles_when_the_configmap_changes(
-    cluster: Any, operator: OperatorProcess, namespace: str
+    cluster: Cluster, operator: OperatorProcess, namespace: str
 ) -> None:
     text = (EXAMPLES / "basic.yaml").read_text()
     cluster.kubectl(
@@ -573,7 +587,7 @@ def test_compose_from_configmap_reconciles_when_the_configmap_changes(
 
 
 def test_invalid_compose_without_webhook_sets_status_and_applies_nothing(
-    cluster: Any, operator: OperatorProcess, namespace: str
+    cluster: Cluster, operator: OperatorProcess, namespace: str
 ) -> None:
     text = """
 services:
@@ -602,7 +616,7 @@ models:
 
 
 def test_deleting_the_app_removes_everything_it_created(
-    cluster: Any, operator: OperatorProcess, namespace: str
+    cluster: Cluster, operator: OperatorProcess, namespace: str
 ) -> None:
     apply_app(cluster, namespace, (EXAMPLES / "short-syntax.yaml").read_text())
     wait_ready(cluster, namespace)
@@ -617,7 +631,7 @@ def test_deleting_the_app_removes_everything_it_created(
 
 
 def test_steady_state_sends_no_request_at_all(
-    cluster: Any, operator: OperatorProcess, namespace: str
+    cluster: Cluster, operator: OperatorProcess, namespace: str
 ) -> None:
     """Two resync periods (5 s each here) of a Ready app that nobody touches: no write, and no
     read either (the audit log records the operator's reads): a resync compares the plan with
@@ -659,7 +673,7 @@ def test_steady_state_sends_no_request_at_all(
 
 
 def test_kubectl_get_capp_shows_the_printer_columns(
-    cluster: Any, operator: OperatorProcess, namespace: str
+    cluster: Cluster, operator: OperatorProcess, namespace: str
 ) -> None:
     apply_app(cluster, namespace, (EXAMPLES / "short-syntax.yaml").read_text())
     wait_ready(cluster, namespace)
@@ -700,7 +714,7 @@ models:
 
 
 def test_four_models_behind_one_engine_url_reach_the_gateway(
-    cluster: Any, operator: OperatorProcess, namespace: str
+    cluster: Cluster, operator: OperatorProcess, namespace: str
 ) -> None:
     apply_app(cluster, namespace, FOUR_ON_ONE_URL)
     app = wait_ready(cluster, namespace)
@@ -746,7 +760,7 @@ models:
 
 
 def test_two_gateway_pods_get_a_disruption_budget_pruned_at_one_replica(
-    cluster: Any, operator: OperatorProcess, namespace: str
+    cluster: Cluster, operator: OperatorProcess, namespace: str
 ) -> None:
     """The real disruption controller counts exactly the two gateway pods (not the model's
     two) and allows one of them to go; with every model back at one replica, one gateway
@@ -787,7 +801,7 @@ def test_two_gateway_pods_get_a_disruption_budget_pruned_at_one_replica(
 
 @pytest.mark.parametrize("kind", ["configmap", "service", "deployment"])
 def test_the_gateways_objects_are_restored_when_deleted(
-    cluster: Any, operator: OperatorProcess, namespace: str, kind: str
+    cluster: Cluster, operator: OperatorProcess, namespace: str, kind: str
 ) -> None:
     apply_app(cluster, namespace, (EXAMPLES / "basic.yaml").read_text())
     wait_ready(cluster, namespace)
@@ -807,7 +821,7 @@ def test_the_gateways_objects_are_restored_when_deleted(
 
 
 def test_switching_a_model_to_direct_and_unbinding_prunes_the_gateway(
-    cluster: Any, operator: OperatorProcess, namespace: str
+    cluster: Cluster, operator: OperatorProcess, namespace: str
 ) -> None:
     text = (EXAMPLES / "basic.yaml").read_text()
     apply_app(cluster, namespace, text)

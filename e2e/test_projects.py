@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
-from operator_harness import (
+from e2e.cluster_support import Cluster
+from e2e.operator_harness import (
     REPO,
     OperatorProcess,
     condition,
@@ -37,7 +38,9 @@ DIGEST = "compose-operator.io/files-digest"
 
 
 @pytest.fixture(scope="module")
-def operator(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+def operator(
+    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
     account = install_crd_and_rbac(cluster, webhook=False)
     with running_operator(
         cluster,
@@ -68,12 +71,12 @@ def convert(folder: Path, name: str, namespace: str, *images: str) -> tuple[str,
     return result.stdout, result.stderr
 
 
-def app_status(cluster: Any, namespace: str, name: str) -> dict[str, Any]:
+def app_status(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
     found: dict[str, Any] = cluster.get_json("-n", namespace, "composeapp", name)
     return found
 
 
-def pod_of(cluster: Any, namespace: str, app: str, service: str) -> dict[str, Any]:
+def pod_of(cluster: Cluster, namespace: str, app: str, service: str) -> dict[str, Any]:
     """The one live pod of a Compose service (waiting out a rollout)."""
 
     def one() -> dict[str, Any] | None:
@@ -96,7 +99,7 @@ def mounts(pod: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture
-def volumes(cluster: Any) -> Iterator[list[str]]:
+def volumes(cluster: Cluster) -> Iterator[list[str]]:
     """PersistentVolumes made for claims (the kwok cluster has no provisioner), removed after."""
     made: list[str] = []
     yield made
@@ -104,7 +107,7 @@ def volumes(cluster: Any) -> Iterator[list[str]]:
         cluster.kubectl("delete", "pv", name, "--wait=false", check=False)
 
 
-def bind_claims(cluster: Any, namespace: str, app: str, volumes: list[str]) -> list[str]:
+def bind_claims(cluster: Cluster, namespace: str, app: str, volumes: list[str]) -> list[str]:
     """A PersistentVolume bound to each claim of the app, as a provisioner would make one."""
     claims = cluster.get_json("-n", namespace, "pvc", "-l", f"compose-operator.io/app={app}")
     names = []
@@ -128,13 +131,13 @@ def bind_claims(cluster: Any, namespace: str, app: str, volumes: list[str]) -> l
     return sorted(names)
 
 
-def create_secret(cluster: Any, namespace: str, name: str, key: str, value: str) -> None:
+def create_secret(cluster: Cluster, namespace: str, name: str, key: str, value: str) -> None:
     cluster.kubectl(
         "-n", namespace, "create", "secret", "generic", name, f"--from-literal={key}={value}"
     )
 
 
-def wait_for(cluster: Any, namespace: str, name: str, what: str, check: Any) -> dict[str, Any]:
+def wait_for(cluster: Cluster, namespace: str, name: str, what: str, check: Any) -> dict[str, Any]:
     try:
         app: dict[str, Any] = eventually(
             lambda: (found := app_status(cluster, namespace, name)) and check(found) and found,
@@ -156,7 +159,7 @@ def ready(app: dict[str, Any]) -> bool:
 
 
 def test_a_converted_project_mounts_its_files_claim_and_secret_and_names_a_missing_secret(
-    cluster: Any, operator: OperatorProcess, namespace: str, projects: Path, volumes: list[str]
+    cluster: Cluster, operator: OperatorProcess, namespace: str, projects: Path, volumes: list[str]
 ) -> None:
     stream, said = convert(projects / "shop", "shop", namespace, "assistant=registry.local/a:1")
     assert "make it with: kubectl -n " + namespace + " create secret generic tool-tokens" in said
@@ -193,7 +196,7 @@ def test_a_converted_project_mounts_its_files_claim_and_secret_and_names_a_missi
 
 
 def test_editing_a_carried_file_rolls_only_the_pods_that_mount_it(
-    cluster: Any, operator: OperatorProcess, namespace: str, projects: Path
+    cluster: Cluster, operator: OperatorProcess, namespace: str, projects: Path
 ) -> None:
     stream, _ = convert(projects / "crew", "crew", namespace)
     cluster.kubectl("apply", "--server-side", "-f", "-", input=stream)
@@ -222,7 +225,7 @@ def test_editing_a_carried_file_rolls_only_the_pods_that_mount_it(
 
 
 def test_a_large_binary_file_travels_in_its_own_configmap(
-    cluster: Any, operator: OperatorProcess, namespace: str, projects: Path
+    cluster: Cluster, operator: OperatorProcess, namespace: str, projects: Path
 ) -> None:
     stream, said = convert(
         projects / "importer", "imp", namespace,
@@ -247,7 +250,7 @@ def test_a_large_binary_file_travels_in_its_own_configmap(
 
 
 def test_the_api_server_refuses_a_path_out_of_the_project(
-    cluster: Any, operator: OperatorProcess, namespace: str
+    cluster: Cluster, operator: OperatorProcess, namespace: str
 ) -> None:
     app = {
         "apiVersion": "compose-operator.io/v1alpha1",

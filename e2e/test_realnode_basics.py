@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from realnode_support import RealNode
+from e2e.realnode_support import RealNode
 
 pytestmark = [pytest.mark.e2e, pytest.mark.realnode]
 

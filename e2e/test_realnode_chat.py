@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-import realchat
-from conftest import Cluster
-from realchat import Images, Kube, Say
-from realnode_support import RealNode
+from e2e import realchat
+from e2e.cluster_support import Cluster
+from e2e.realchat import Images, Kube, Say
+from e2e.realnode_support import RealNode
 
 pytestmark = pytest.mark.realnode
 

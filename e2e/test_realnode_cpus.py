@@ -21,13 +21,13 @@ import tarfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
-import realchat
-from realchat import Images, Say
-from test_realnode_chat import images, say
+from e2e import realchat
+from e2e.realchat import Images, Say
+from e2e.test_realnode_chat import images, say
 
 pytestmark = pytest.mark.realnode
 __all__ = ["images", "say"]
@@ -70,17 +70,25 @@ def rootfs(images: Images, tmp_path_factory: pytest.TempPathFactory) -> Path:
     archive = Path(listing[2])
     root = tmp_path_factory.mktemp("llamacpp-rootfs")
     with tarfile.open(archive) as oci:
-        index = json.load(oci.extractfile("index.json"))  # type: ignore[arg-type]
+        index = json.load(_member(oci, "index.json"))
         manifest = _blob(oci, index["manifests"][0]["digest"])
         for layer in manifest["layers"]:
-            blob = oci.extractfile("blobs/sha256/" + layer["digest"].split(":")[1])
+            blob = _member(oci, "blobs/sha256/" + layer["digest"].split(":")[1])
             with tarfile.open(fileobj=blob, mode="r|*") as files:
                 files.extractall(root, filter="tar")
     return root
 
 
-def _blob(oci: tarfile.TarFile, digest: str) -> Any:
-    return json.load(oci.extractfile("blobs/sha256/" + digest.split(":")[1]))  # type: ignore[arg-type]
+def _member(oci: tarfile.TarFile, name: str) -> IO[bytes]:
+    """A regular file of the OCI archive, which every name in an index or manifest is."""
+    file = oci.extractfile(name)
+    assert file is not None, f"{name} is not a regular file in the OCI archive"
+    return file
+
+
+def _blob(oci: tarfile.TarFile, digest: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.load(_member(oci, "blobs/sha256/" + digest.split(":")[1]))
+    return document
 
 
 def image_variants(root: Path) -> list[str]:

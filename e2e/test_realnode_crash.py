@@ -21,10 +21,10 @@ from typing import Any
 
 import pytest
 
-import realchat
-from realchat import Images, Kube, Say
-from realnode_support import OCI_PY, RealNode
-from test_realnode_chat import images, kube, say
+from e2e import realchat
+from e2e.realchat import Images, Kube, Say
+from e2e.realnode_support import OCI_PY, RealNode
+from e2e.test_realnode_chat import images, kube, say
 
 pytestmark = pytest.mark.realnode
 __all__ = ["images", "kube", "say"]

@@ -25,10 +25,10 @@ from typing import Any
 
 import pytest
 
-import realchat
-from operator_harness import REPO
-from realchat import Images, Kube, Say
-from test_realnode_chat import images, kube, operator, say
+from e2e import realchat
+from e2e.operator_harness import REPO
+from e2e.realchat import Images, Kube, Say
+from e2e.test_realnode_chat import images, kube, operator, say
 
 pytestmark = pytest.mark.realnode
 __all__ = ["images", "kube", "operator", "say"]
@@ -80,7 +80,7 @@ def _with_reason(kube: Kube, reason: str) -> dict[str, Any] | None:
     """The app, once its Ready condition has `reason`."""
     app: dict[str, Any] = kube.get("-n", NAMESPACE, "composeapp", APP)
     conditions = app.get("status", {}).get("conditions", [])
-    ready = next((c for c in conditions if c["type"] == "Ready"), {})
+    ready: dict[str, Any] = next((c for c in conditions if c["type"] == "Ready"), {})
     return app if ready.get("reason") == reason else None
 
 

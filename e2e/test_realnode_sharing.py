@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-import realchat
-from realchat import Images, Kube, Say
-from test_realnode_chat import images, kube, operator, say
+from e2e import realchat
+from e2e.realchat import Images, Kube, Say
+from e2e.test_realnode_chat import images, kube, operator, say
 
 pytestmark = pytest.mark.realnode
 __all__ = ["images", "kube", "operator", "say"]

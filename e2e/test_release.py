@@ -12,7 +12,8 @@ from typing import Any
 
 import yaml
 
-from operator_harness import (
+from e2e.cluster_support import Cluster
+from e2e.operator_harness import (
     KWOK_SETTINGS,
     OPERATOR_NAMESPACE,
     RELEASE,
@@ -23,7 +24,7 @@ from operator_harness import (
     install_crd_and_rbac,
     running_operator,
 )
-from test_operator import BINDING_APP, apply_as_helm, managed_view
+from e2e.test_operator import BINDING_APP, apply_as_helm, managed_view
 
 FINALIZER = "compose-operator.io/bindings"
 OFFER = """
@@ -34,7 +35,7 @@ models:
 """
 
 
-def hook_account(cluster: Any) -> str:
+def hook_account(cluster: Cluster) -> str:
     """The uninstall hook's ServiceAccount and RBAC, from the chart's post-delete hooks."""
     rendered = subprocess.run(
         [str(cluster.helm_path), "template", RELEASE, str(REPO / "charts" / "compose-operator"),
@@ -50,13 +51,13 @@ def hook_account(cluster: Any) -> str:
     return str(next(d for d in hooks if d["kind"] == "ServiceAccount")["metadata"]["name"])
 
 
-def finalizers(cluster: Any, namespace: str, name: str) -> list[str]:
+def finalizers(cluster: Cluster, namespace: str, name: str) -> list[str]:
     app = cluster.get_json("-n", namespace, "composeapp", name)
     return list(app["metadata"].get("finalizers", []))
 
 
 def test_release_all_frees_every_app_the_operator_left_behind(
-    cluster: Any, namespace: str, tmp_path: Any
+    cluster: Cluster, namespace: str, tmp_path: Any
 ) -> None:
     account = install_crd_and_rbac(cluster, webhook=False)
     apply_as_helm(cluster, namespace, opted_in=True)
@@ -66,11 +67,12 @@ def test_release_all_frees_every_app_the_operator_left_behind(
     with running_operator(cluster, tmp_path, account=account, settings=settings, name="release"):
         for name, text in (("demo", BINDING_APP), ("platform", OFFER)):
             cluster.kubectl("-n", namespace, "apply", "-f", "-", input=compose_app(name, text))
-        for name in ("demo", "platform"):
-            eventually(
-                lambda name=name: FINALIZER in finalizers(cluster, namespace, name),
-                what=f"{name} holds the finalizer",
-            )
+        eventually(
+            lambda: all(
+                FINALIZER in finalizers(cluster, namespace, name) for name in ("demo", "platform")
+            ),
+            what="demo and platform hold the finalizer",
+        )
         eventually(
             lambda: "LLM_URL" in env_of(cluster.get_json("-n", namespace, "deployment", "web")),
             what="the Helm Deployment bound",

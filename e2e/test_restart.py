@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from operator_harness import (
+from e2e.cluster_support import Cluster
+from e2e.operator_harness import (
     compose_app,
     condition,
     eventually,
@@ -26,7 +27,7 @@ def big_app() -> str:
     return f"services:\n  app: {{image: my-app, models: [{bindings}]}}\nmodels:\n{models}\n"
 
 
-def owned_state(cluster: Any, namespace: str) -> dict[str, Any]:
+def owned_state(cluster: Cluster, namespace: str) -> dict[str, Any]:
     """What the app consists of, without server-assigned noise."""
     items = cluster.get_json(
         "-n", namespace, "deployments,services", "-l", "compose-operator.io/app=big"
@@ -45,7 +46,7 @@ def owned_state(cluster: Any, namespace: str) -> dict[str, Any]:
 
 
 def test_restart_mid_reconcile_converges(
-    cluster: Any, tmp_path_factory: pytest.TempPathFactory, namespace: str
+    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory, namespace: str
 ) -> None:
     account = install_crd_and_rbac(cluster, webhook=False)
     scratch = tmp_path_factory.mktemp("restart")

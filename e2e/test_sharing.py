@@ -31,8 +31,8 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import create_namespace
-from operator_harness import (
+from e2e.cluster_support import Cluster, create_namespace
+from e2e.operator_harness import (
     KWOK_SETTINGS,
     OperatorProcess,
     compose_app,
@@ -100,7 +100,7 @@ class Namespaces:
 
 
 @pytest.fixture
-def spaces(cluster: Any) -> Iterator[Namespaces]:
+def spaces(cluster: Cluster) -> Iterator[Namespaces]:
     suffix = secrets.token_hex(3)
     found = Namespaces(
         platform=f"e2e-platform-{suffix}",
@@ -118,7 +118,7 @@ def spaces(cluster: Any) -> Iterator[Namespaces]:
 
 
 def operator_with(
-    cluster: Any, scratch: Any, policy: str
+    cluster: Cluster, scratch: Any, policy: str
 ) -> Any:  # a context manager of OperatorProcess
     account = install_crd_and_rbac(
         cluster, webhook=False, chart_values=("settings.networkPolicies=true",)
@@ -139,11 +139,11 @@ def operator_with(
     )
 
 
-def apply(cluster: Any, namespace: str, name: str, text: str) -> None:
+def apply(cluster: Cluster, namespace: str, name: str, text: str) -> None:
     cluster.kubectl("-n", namespace, "apply", "-f", "-", input=compose_app(name, text))
 
 
-def app_of(cluster: Any, namespace: str, name: str) -> dict[str, Any]:
+def app_of(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
     found: dict[str, Any] = cluster.get_json("-n", namespace, "composeapp", name)
     return found
 
@@ -152,13 +152,13 @@ def settled(app: dict[str, Any]) -> bool:
     return bool(app.get("status", {}).get("observedGeneration") == app["metadata"]["generation"])
 
 
-def wait_for(cluster: Any, namespace: str, name: str, check: Any, what: str) -> dict[str, Any]:
+def wait_for(cluster: Cluster, namespace: str, name: str, check: Any, what: str) -> dict[str, Any]:
     def probe() -> dict[str, Any] | None:
         app = app_of(cluster, namespace, name)
         return app if settled(app) and check(app) else None
 
     try:
-        return eventually(probe, timeout=90, what=what)  # type: ignore[no-any-return]
+        return eventually(probe, timeout=90, what=what)
     except AssertionError:
         status = app_of(cluster, namespace, name).get("status")
         raise AssertionError(f"{what}; {namespace}/{name} status: {dumps(status)}") from None
@@ -176,7 +176,7 @@ def sources(app: dict[str, Any]) -> dict[str, str]:
     return {m["name"]: m.get("source", "") for m in app.get("status", {}).get("models", [])}
 
 
-def model_deployments(cluster: Any, spaces: Namespaces) -> list[str]:
+def model_deployments(cluster: Cluster, spaces: Namespaces) -> list[str]:
     items = cluster.get_json("deployments", "-A", "-l", "compose-operator.io/model")["items"]
     return sorted(
         f"{d['metadata']['namespace']}/{d['metadata']['name']}"
@@ -187,7 +187,7 @@ def model_deployments(cluster: Any, spaces: Namespaces) -> list[str]:
     )
 
 
-def chat_env(cluster: Any, namespace: str) -> dict[str, str] | None:
+def chat_env(cluster: Cluster, namespace: str) -> dict[str, str] | None:
     """The env of the team app's service Deployment; None when it does not exist."""
     found = cluster.kubectl("-n", namespace, "get", "deployment", "chat", "-o", "json", check=False)
     if found.returncode != 0:
@@ -224,7 +224,7 @@ def metric(operator: OperatorProcess, name: str) -> float:
 class HalfBoundWatcher:
     """Polls the team namespaces while the offer changes; records every half-bound sighting."""
 
-    cluster: Any
+    cluster: Cluster
     spaces: Namespaces
     violations: list[str] = field(default_factory=list)
     looks: int = 0
@@ -270,7 +270,7 @@ class HalfBoundWatcher:
 
 
 @pytest.fixture
-def watcher(cluster: Any, spaces: Namespaces) -> Iterator[HalfBoundWatcher]:
+def watcher(cluster: Cluster, spaces: Namespaces) -> Iterator[HalfBoundWatcher]:
     watching = HalfBoundWatcher(cluster, spaces)
     thread = threading.Thread(target=watching.run, daemon=True)
     thread.start()
@@ -282,7 +282,7 @@ def watcher(cluster: Any, spaces: Namespaces) -> Iterator[HalfBoundWatcher]:
 UNRELATED_COMPOSE = TEAM_COMPOSE.replace("chat", "notes").replace(MODEL, "ai/qwen3")
 
 
-def set_up(cluster: Any, spaces: Namespaces, context_size: int = 8192) -> None:
+def set_up(cluster: Cluster, spaces: Namespaces, context_size: int = 8192) -> None:
     apply(cluster, spaces.team_c, "notes", UNRELATED_COMPOSE)
     apply(
         cluster,
@@ -295,7 +295,7 @@ def set_up(cluster: Any, spaces: Namespaces, context_size: int = 8192) -> None:
 
 
 @contextlib.contextmanager
-def cleaned_up(cluster: Any, spaces: Namespaces) -> Iterator[None]:
+def cleaned_up(cluster: Cluster, spaces: Namespaces) -> Iterator[None]:
     """Delete the apps while the operator still runs, so its finalizers go, pass or fail."""
     try:
         yield
@@ -307,7 +307,7 @@ def cleaned_up(cluster: Any, spaces: Namespaces) -> Iterator[None]:
 
 
 def test_prefer(
-    cluster: Any,
+    cluster: Cluster,
     spaces: Namespaces,
     watcher: HalfBoundWatcher,
     tmp_path: Any,
@@ -440,7 +440,7 @@ def test_prefer(
 
 
 def test_require(
-    cluster: Any,
+    cluster: Cluster,
     spaces: Namespaces,
     watcher: HalfBoundWatcher,
     tmp_path: Any,

@@ -18,12 +18,12 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import yaml
 
-from operator_harness import (
+from e2e.cluster_support import Cluster
+from e2e.operator_harness import (
     OPERATOR_NAMESPACE,
     REPO,
     OperatorProcess,
@@ -51,7 +51,7 @@ models:
 
 @pytest.fixture(scope="module")
 def webhook_operator(
-    cluster: Any, tmp_path_factory: pytest.TempPathFactory
+    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
     account = install_crd_and_rbac(cluster, webhook=True)
     port = free_port()
@@ -92,7 +92,7 @@ def webhook_operator(
         )  # fmt: skip
 
 
-def install_the_manifests_certificate_secret(cluster: Any) -> None:
+def install_the_manifests_certificate_secret(cluster: Cluster) -> None:
     """The empty Secret and the Role that lets the operator fill it, from `kubectl kustomize
     manifests/` (their namespace is the harness's operator namespace); emptied first."""
     built = cluster.kubectl("kustomize", str(REPO / "manifests")).stdout
@@ -110,7 +110,7 @@ def install_the_manifests_certificate_secret(cluster: Any) -> None:
 
 
 def test_the_operator_filled_the_empty_secret_and_registered_its_ca(
-    cluster: Any, webhook_operator: OperatorProcess
+    cluster: Cluster, webhook_operator: OperatorProcess
 ) -> None:
     """What a second replica reads and serves too (tests/test_shell_webhook.py): so the one CA
     bundle matches every replica."""
@@ -130,7 +130,7 @@ def test_the_operator_filled_the_empty_secret_and_registered_its_ca(
     ],
 )
 def test_the_operator_may_write_its_certificate_secret_and_no_other(
-    cluster: Any,
+    cluster: Cluster,
     webhook_operator: OperatorProcess,
     verb: str,
     resource: str,
@@ -144,26 +144,24 @@ def test_the_operator_may_write_its_certificate_secret_and_no_other(
     assert result.stdout.strip() == ("yes" if allowed else "no"), (verb, resource, result)
 
 
+def refusal(
+    cluster: Cluster, namespace: str, manifest: str, what: str
+) -> subprocess.CompletedProcess[str]:
+    """`kubectl apply` of `manifest`, tried until the webhook refuses it (it starts answering a
+    moment after the operator does): the refused call, whose stderr carries the reasons."""
+
+    def attempt() -> subprocess.CompletedProcess[str] | None:
+        result = cluster.kubectl("-n", namespace, "apply", "-f", "-", input=manifest, check=False)
+        return result if result.returncode != 0 else None
+
+    return eventually(attempt, what=what)
+
+
 def test_webhook_refuses_invalid_compose_with_the_loaders_messages(
-    cluster: Any, webhook_operator: OperatorProcess, namespace: str
+    cluster: Cluster, webhook_operator: OperatorProcess, namespace: str
 ) -> None:
-    refused = eventually(
-        lambda: (
-            (
-                result := cluster.kubectl(
-                    "-n",
-                    namespace,
-                    "apply",
-                    "-f",
-                    "-",
-                    input=compose_app("bad", INVALID),
-                    check=False,
-                )
-            ).returncode
-            != 0
-            and result
-        ),
-        what="the webhook to refuse the app",
+    refused = refusal(
+        cluster, namespace, compose_app("bad", INVALID), "the webhook to refuse the app"
     )
     message = refused.stderr
     assert "denied the request" in message, message
@@ -176,7 +174,7 @@ def test_webhook_refuses_invalid_compose_with_the_loaders_messages(
 
 
 def test_webhook_admits_valid_compose(
-    cluster: Any, webhook_operator: OperatorProcess, namespace: str
+    cluster: Cluster, webhook_operator: OperatorProcess, namespace: str
 ) -> None:
     valid = (
         "services:\n  app: {image: my-app, models: [llm]}\nmodels:\n  llm: {model: ai/smollm2}\n"
@@ -199,23 +197,13 @@ models:
 
 
 def test_an_offer_from_a_namespace_that_may_not_offer_is_refused(
-    cluster: Any, webhook_operator: OperatorProcess, namespace: str
+    cluster: Cluster, webhook_operator: OperatorProcess, namespace: str
 ) -> None:
     """The kwok settings name no namespace that may offer models (sharing.offerNamespaces):
     an offer is refused at apply time, before it could capture anyone's traffic."""
-    refused = eventually(
-        lambda: (
-            (
-                result := cluster.kubectl(
-                    "-n", namespace, "apply", "-f", "-", input=compose_app("offer", OFFER),
-                    check=False,
-                )
-            ).returncode
-            != 0
-            and result
-        ),
-        what="the webhook to refuse the offer",
-    )  # fmt: skip
+    refused = refusal(
+        cluster, namespace, compose_app("offer", OFFER), "the webhook to refuse the offer"
+    )
     assert (
         f"models.llm.x-kubernetes.offer: namespace {namespace} may not offer models"
         in refused.stderr
@@ -236,7 +224,7 @@ def test_an_offer_from_a_namespace_that_may_not_offer_is_refused(
     ],
 )
 def test_the_operator_may_register_its_ca_bundle_and_nothing_more(
-    cluster: Any, webhook_operator: OperatorProcess, verb: str, resource: str, allowed: bool
+    cluster: Cluster, webhook_operator: OperatorProcess, verb: str, resource: str, allowed: bool
 ) -> None:
     """Issue 12: with create and patch on every webhook configuration, a compromised operator
     amounted to cluster-admin."""
@@ -247,6 +235,8 @@ def test_the_operator_may_register_its_ca_bundle_and_nothing_more(
     assert webhook_operator.user.startswith(f"system:serviceaccount:{OPERATOR_NAMESPACE}:")
 
 
-def test_no_mutating_webhook_is_registered(cluster: Any, webhook_operator: OperatorProcess) -> None:
+def test_no_mutating_webhook_is_registered(
+    cluster: Cluster, webhook_operator: OperatorProcess
+) -> None:
     found = cluster.get_json("mutatingwebhookconfigurations")["items"]
     assert [m["metadata"]["name"] for m in found if "compose" in m["metadata"]["name"]] == []

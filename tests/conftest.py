@@ -1,3 +1,3 @@
 """Fixtures shared by the fast test suite."""
 
-pytest_plugins = ["registry_fixtures"]
+pytest_plugins = ["tests.registry_fixtures"]

@@ -15,13 +15,14 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from compose_operator.puller import push
+from compose_operator.puller import media, push
 
 BINARY = "docker-registry"
 STARTUP_SECONDS = 10.0
@@ -123,8 +124,12 @@ def push_model_artifact(
     repository: str,
     tag: str,
     files: Sequence[tuple[Path, str] | push.PushFile],
-    **options: object,
+    *,
+    config: Mapping[str, Any] | None = None,
+    config_media_type: str = media.MODEL_CONFIG_V01,
 ) -> push.PushedArtifact:
     """Push files as a Docker model artifact; `registry` is a RunningRegistry or host:port."""
     host = registry.host if isinstance(registry, RunningRegistry) else registry
-    return push.push_model(host, repository, tag, files, **options)  # type: ignore[arg-type]
+    return push.push_model(
+        host, repository, tag, files, config=config, config_media_type=config_media_type
+    )

@@ -21,6 +21,7 @@ from typing import Any
 from compose_operator.shell import kube
 from compose_operator.shell.index import APP_LABEL, LiveIndex
 from compose_operator.shell.kube import ApiError, Manifest, PatchType, Resource
+from compose_operator.shell.reconcile import Reconciler
 
 WRITE_VERBS = frozenset({"apply", "delete", "patch", "create"})
 READ_VERBS = frozenset({"get", "list"})
@@ -162,7 +163,8 @@ class FakeApi:
         key = (resource.plural, namespace, name)
         if key not in self.others:
             return None
-        return merge(self.others[key], self.ours.get(key, {}))  # type: ignore[no-any-return]
+        merged: Manifest = merge(self.others[key], self.ours.get(key, {}))
+        return merged
 
     def set_status(self, resource: Resource, namespace: str, name: str, status: Any) -> None:
         self.others[resource.plural, namespace, name]["status"] = status
@@ -263,6 +265,38 @@ class FakeApi:
         return body
 
 
+class UnexpectedApi:
+    """An `Api` whose every request fails the test: a fake that should see only a few kinds
+    of request subclasses it and answers those, so any other request is an error."""
+
+    def get(self, resource: Resource, namespace: str, name: str) -> Manifest | None:
+        raise AssertionError(f"unexpected get of {resource.plural} {namespace}/{name}")
+
+    def list(self, resource: Resource, namespace: str, selector: str = "") -> list[Manifest]:
+        raise AssertionError(f"unexpected list of {resource.plural} in {namespace}")
+
+    def apply(self, resource: Resource, body: Manifest, *, force: bool = True) -> Manifest:
+        raise AssertionError(f"unexpected apply of {resource.plural}")
+
+    def delete(self, resource: Resource, namespace: str, name: str, uid: str) -> None:
+        raise AssertionError(f"unexpected delete of {resource.plural} {namespace}/{name}")
+
+    def patch(
+        self,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        patch: Any,
+        *,
+        patch_type: PatchType = "merge",
+        subresource: str = "",
+    ) -> Manifest:
+        raise AssertionError(f"unexpected patch of {resource.plural} {namespace}/{name}")
+
+    def create(self, resource: Resource, namespace: str, body: Manifest) -> Manifest:
+        raise AssertionError(f"unexpected create of {resource.plural} in {namespace}")
+
+
 class WatchedReconciler:
     """A Reconciler whose index is caught up with the fake API before each reconcile."""
 
@@ -282,3 +316,9 @@ class WatchedReconciler:
     def reconcile(self, namespace: str, name: str, **kwargs: Any) -> Any:
         self.api.deliver()
         return self.inner.reconcile(namespace, name, **kwargs)
+
+
+def unused_reconciler() -> Reconciler:
+    """A real Reconciler, against an empty fake API, for a Controller whose test never lets it
+    reconcile (its queue records, or its handlers are recorded)."""
+    return WatchedReconciler(FakeApi()).inner

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from compose_operator.compose import load_project
@@ -57,7 +59,9 @@ HEALTHY = {"depends_on": {"db": {"condition": "service_healthy"}}}
         ),
     ],
 )
-def test_service_merge_rules(base: dict, other: dict, expected: dict) -> None:  # type: ignore[type-arg]
+def test_service_merge_rules(
+    base: dict[str, Any], other: dict[str, Any], expected: dict[str, Any]
+) -> None:
     assert merge(base, other, ("services", "app")) == expected
 
 

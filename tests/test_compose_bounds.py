@@ -16,7 +16,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import hostile
 from compose_operator.compose import load_project
 from compose_operator.compose.interpolate import interpolate_tree
 from compose_operator.compose.report import MAX_LISTED, Report
@@ -24,6 +23,7 @@ from compose_operator.compose.toplevel import MAX_ENTRIES
 from compose_operator.compose.yamlload import MAX_BYTES, MAX_EXPANDED
 from compose_operator.crd import build_crd
 from compose_operator.errors import ComposeError
+from tests import hostile
 
 REPO = Path(__file__).resolve().parent.parent
 

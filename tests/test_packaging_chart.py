@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from compose_operator.settings import GpuProfile, Settings, load_settings
-from test_packaging_support import (
+from tests.packaging_support import (
     CHART,
     MANIFESTS,
     NETWORK_POLICY_GRANTS,
@@ -33,11 +33,13 @@ IMAGE = "ghcr.io/compose-operator/compose-operator:0.1.0"
 def container_of(objects: list[dict[str, Any]]) -> dict[str, Any]:
     containers = one_object(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
     assert [c["name"] for c in containers] == ["operator"]
-    return containers[0]  # type: ignore[no-any-return]
+    container: dict[str, Any] = containers[0]
+    return container
 
 
 def settings_text(objects: list[dict[str, Any]]) -> str:
-    return one_object(objects, "ConfigMap")["data"]["settings.yaml"]  # type: ignore[no-any-return]
+    text: str = one_object(objects, "ConfigMap")["data"]["settings.yaml"]
+    return text
 
 
 @pytest.fixture(scope="module")
@@ -222,7 +224,8 @@ def test_a_settings_change_rolls_the_pod(defaults: list[dict[str, Any]]) -> None
 
     def checksum(objects: list[dict[str, Any]]) -> str:
         template = one_object(objects, "Deployment")["spec"]["template"]
-        return template["metadata"]["annotations"]["checksum/settings"]  # type: ignore[no-any-return]
+        checksum: str = template["metadata"]["annotations"]["checksum/settings"]
+        return checksum
 
     assert checksum(changed) != checksum(defaults)
 

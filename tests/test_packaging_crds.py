@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from test_packaging_support import CHART, MANIFESTS, REPO
+from tests.packaging_support import CHART, MANIFESTS, REPO
 
 SOURCE = REPO / "crds" / "composeapp.yaml"
 

@@ -11,7 +11,7 @@ import tomllib
 
 import yaml
 
-from test_packaging_support import CHART, MANIFESTS, REPO
+from tests.packaging_support import CHART, MANIFESTS, REPO
 
 DOCKERFILE = (REPO / "Dockerfile").read_text()
 

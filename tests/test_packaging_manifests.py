@@ -12,7 +12,7 @@ import kubernetes_validate
 import pytest
 
 from compose_operator.settings import Settings, load_settings
-from test_packaging_support import (
+from tests.packaging_support import (
     MANIFESTS,
     NETWORK_POLICY_GRANTS,
     OPERATOR_GRANTS,
@@ -36,7 +36,8 @@ def objects() -> list[dict[str, Any]]:
 def operator_container(objects: list[dict[str, Any]]) -> dict[str, Any]:
     containers = one_object(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
     assert [c["name"] for c in containers] == ["operator"]
-    return containers[0]  # type: ignore[no-any-return]
+    container: dict[str, Any] = containers[0]
+    return container
 
 
 def test_base_makes_exactly_the_operator_objects(objects: list[dict[str, Any]]) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import yaml
 
-from test_packaging_support import (
+from tests.packaging_support import (
     CONTRACT_DISCOVERY,
     CONTRACT_NAMESPACED,
     MANIFESTS,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import pss
-from test_packaging_support import grants_of, helm_template, one_object
+from tests import pss
+from tests.packaging_support import grants_of, helm_template, one_object
 
 
 def hook_objects(*args: str) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ import yaml
 
 from compose_operator import admission
 from compose_operator.cli import main
-from test_packaging_support import (
+from tests.packaging_support import (
     MANIFESTS,
     grants_of,
     helm_template,

@@ -22,8 +22,8 @@ import yaml
 from compose_operator import cli
 from compose_operator.settings import Settings
 from compose_operator.shell import kube
-from shell_fakes import FakeApi, WatchedReconciler
-from test_packaging_support import kustomize_build
+from tests.packaging_support import kustomize_build
+from tests.shell_fakes import FakeApi, WatchedReconciler
 
 PROJECTS = Path(__file__).parent / "fixtures" / "projects"
 BINARY_SIZE = 300 << 10

@@ -9,7 +9,7 @@ import re
 import socket
 import tarfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -26,7 +26,7 @@ from compose_operator.puller.errors import (
 )
 from compose_operator.puller.pull import PullResult, pull_model
 from compose_operator.puller.record import STATE_FILE
-from fake_registry import GGUF, OCI_MANIFEST, FakeRegistry, serve, sha256
+from tests.fake_registry import GGUF, OCI_MANIFEST, FakeRegistry, serve, sha256
 
 FAST = Policy(timeout_seconds=5, attempts=3, backoff_seconds=0)
 WEIGHTS = b"GGUF" + bytes(range(256)) * 64
@@ -40,10 +40,24 @@ def fake() -> Iterator[FakeRegistry]:
         yield registry
 
 
-def pull(fake: FakeRegistry, ref: str, dest: Path, **kwargs: object) -> PullResult:
-    kwargs.setdefault("environ", {})
-    kwargs.setdefault("policy", FAST)
-    return pull_model(f"{fake.host}/{ref}", dest, progress=io.StringIO(), **kwargs)  # type: ignore[arg-type]
+def pull(
+    fake: FakeRegistry,
+    ref: str,
+    dest: Path,
+    *,
+    docker_config: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> PullResult:
+    """A quiet, fast-retrying pull from `fake` that reads no credentials from this machine's
+    environment unless `environ` or `docker_config` names them."""
+    return pull_model(
+        f"{fake.host}/{ref}",
+        dest,
+        progress=io.StringIO(),
+        policy=FAST,
+        docker_config=docker_config,
+        environ={} if environ is None else environ,
+    )
 
 
 def add_smollm(fake: FakeRegistry, tag: str = "latest") -> str:

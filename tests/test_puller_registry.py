@@ -15,8 +15,8 @@ import pytest
 
 from compose_operator.puller import media, push
 from compose_operator.puller.errors import NotAModel, NotFound
-from compose_operator.puller.pull import pull_model
-from registry_fixtures import RunningRegistry, push_model_artifact, write_tiny_gguf
+from compose_operator.puller.pull import PullResult, pull_model
+from tests.registry_fixtures import RunningRegistry, push_model_artifact, write_tiny_gguf
 
 pytestmark = pytest.mark.registry
 
@@ -25,7 +25,7 @@ def sha256_of(path: Path) -> str:
     return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def quiet_pull(reference: str, dest: Path) -> object:
+def quiet_pull(reference: str, dest: Path) -> PullResult:
     return pull_model(reference, dest, progress=io.StringIO(), environ={})
 
 
@@ -78,7 +78,7 @@ def test_pull_by_digest(registry: RunningRegistry, tmp_path: Path) -> None:
     result = quiet_pull(f"{registry.host}/ai/pinned@{pushed.manifest_digest}", tmp_path / "m")
 
     assert (tmp_path / "m" / "model.gguf").read_bytes() == weights.read_bytes()
-    assert getattr(result, "manifest_digest", None) == pushed.manifest_digest
+    assert result.manifest_digest == pushed.manifest_digest
 
 
 def test_not_found_messages_from_the_real_registry(
@@ -120,7 +120,7 @@ def test_an_image_index_resolves_to_the_model(registry: RunningRegistry, tmp_pat
 
     result = quiet_pull(f"{registry.host}/ai/indexed", tmp_path / "m")
 
-    assert getattr(result, "manifest_digest", None) == pushed.manifest_digest
+    assert result.manifest_digest == pushed.manifest_digest
     assert (tmp_path / "m" / "model.gguf").read_bytes() == weights.read_bytes()
 
 
@@ -165,7 +165,7 @@ def test_a_safetensors_model_gets_the_vllm_layout(
 
     result = quiet_pull(pushed.reference, dest)
 
-    assert getattr(result, "format", None) == "safetensors"
+    assert result.format == "safetensors"
     assert sorted(p.name for p in dest.iterdir() if not p.name.startswith(".")) == [
         "config.json",
         "model.safetensors",

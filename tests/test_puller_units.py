@@ -16,7 +16,7 @@ from compose_operator.puller import auth, cli, media
 from compose_operator.puller.client import Policy, RegistryClient, base_url
 from compose_operator.puller.errors import NotAModel, PullError, RegistryUnreachable, UnsafePath
 from compose_operator.puller.progress import MIB, Progress
-from fake_registry import GGUF, FakeRegistry, serve
+from tests.fake_registry import GGUF, FakeRegistry, serve
 
 REF = "docker.io/ai/x:latest"
 

@@ -245,7 +245,8 @@ REPLICATED = FOUR_ON_ONE_URL.replace(
 
 
 def test_two_gateway_replicas_when_a_model_runs_more_than_one() -> None:
-    assert planned(REPLICATED).gateway.replicas == 2  # type: ignore[union-attr]
+    gateway = planned(REPLICATED).gateway
+    assert gateway is not None and gateway.replicas == 2
 
 
 def budgets(result: Plan) -> list[Manifest]:

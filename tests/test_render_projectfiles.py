@@ -253,12 +253,11 @@ services:
 
     def digests(a: str, b: str) -> tuple[str, str]:
         result = planned(text, carried(project_file("a.yaml", a), project_file("b.yaml", b)))
-        return tuple(  # type: ignore[return-value]
-            obj(result, "Deployment", n)["spec"]["template"]["metadata"]["annotations"][
-                DIGEST_ANNOTATION
-            ]
-            for n in ("a", "b")
-        )
+        annotations = {
+            name: obj(result, "Deployment", name)["spec"]["template"]["metadata"]["annotations"]
+            for name in ("a", "b")
+        }
+        return annotations["a"][DIGEST_ANNOTATION], annotations["b"][DIGEST_ANNOTATION]
 
     first = digests("one", "two")
     second = digests("one!", "two")

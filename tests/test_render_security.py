@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import pss
 from compose_operator import templates
 from compose_operator.compose import load_project
 from compose_operator.errors import ComposeError
@@ -28,6 +27,7 @@ from compose_operator.project import (
 )
 from compose_operator.render import plan, security
 from compose_operator.settings import Policy, Settings, load_settings
+from tests import pss
 
 SETTINGS = Settings()
 EXAMPLES = Path(__file__).parent.parent / "examples"

@@ -10,18 +10,18 @@ import pytest
 
 from compose_operator.compose import load_project
 from compose_operator.errors import ComposeError
-from compose_operator.plan import OfferRef
+from compose_operator.plan import OfferRef, Plan
 from compose_operator.project import ComposeProject, KubernetesOptions, Model, OfferSpec
 from compose_operator.render import plan, sharing
 from compose_operator.render.sharing import Offer, SharingInput
-from compose_operator.settings import Settings, Sharing
+from compose_operator.settings import Settings, Sharing, SharingPolicy
 
 OFFERERS = ("platform", "a-platform", "b-platform", "z-platform")
 """Namespaces the platform lets offer models in these tests."""
 
 
-def settings(policy: str = "prefer", **extra: Any) -> Settings:
-    trust = Sharing(policy=policy, offer_namespaces=OFFERERS)  # type: ignore[arg-type]
+def settings(policy: SharingPolicy = "prefer", **extra: Any) -> Settings:
+    trust = Sharing(policy=policy, offer_namespaces=OFFERERS)
     return Settings(sharing=trust, **extra)
 
 
@@ -240,7 +240,11 @@ OPTED_OUT = CONSUMER.replace(
     ],
 )
 def test_policy_outcomes(
-    policy: str, text: str, offers: tuple[Offer, ...], bindings: dict[str, str], refused: list[str]
+    policy: SharingPolicy,
+    text: str,
+    offers: tuple[Offer, ...],
+    bindings: dict[str, str],
+    refused: list[str],
 ) -> None:
     decision = sharing.decide(
         project_of(text),
@@ -647,13 +651,16 @@ def test_an_offer_from_a_namespace_that_may_not_offer_is_refused(
 ) -> None:
     """Issue 12: any namespace could publish `offer: {namespaceSelector: {}}` and capture other
     teams' traffic. Offline (labels unknown) a selector cannot be decided: a warning says so."""
-    run = lambda: plan(  # noqa: E731
-        project_of(OFFERING),
-        app="models",
-        namespace="platform",
-        settings=Settings(sharing=trust),
-        namespace_labels=labels,
-    )
+
+    def run() -> Plan:
+        return plan(
+            project_of(OFFERING),
+            app="models",
+            namespace="platform",
+            settings=Settings(sharing=trust),
+            namespace_labels=labels,
+        )
+
     if outcome == "refused":
         with pytest.raises(ComposeError) as raised:
             run()

@@ -10,14 +10,15 @@ from typing import Any
 import pytest
 
 from compose_operator.plan import OfferRef
-from compose_operator.settings import Settings
+from compose_operator.settings import Settings, SharingPolicy
 from compose_operator.settings import Sharing as SharingSettings
 from compose_operator.shell import kube
 from compose_operator.shell.controller import Controller
 from compose_operator.shell.metrics import Metrics
+from compose_operator.shell.queue import ReconcileQueue
 from compose_operator.shell.reconcile import FINALIZER, Sharing, real_core
 from compose_operator.shell.sharing import SharingIndex
-from shell_fakes import FakeApi, WatchedReconciler
+from tests.shell_fakes import FakeApi, WatchedReconciler, unused_reconciler
 
 LLM_OFFER = OfferRef("platform", "models", "llm")
 
@@ -175,8 +176,15 @@ def test_a_namespace_label_change_checks_only_its_apps_that_selector_offers_coul
     assert index.apps_to_check_in("team-a") == {("team-a", "chat")}
 
 
-class RecordingQueue:
+async def never_run(key: tuple[str, str], resync: bool) -> float | None:
+    raise AssertionError(f"the recording queue reconciles nothing, {key} included")
+
+
+class RecordingQueue(ReconcileQueue):
+    """Records what the controller enqueues; reconciles nothing."""
+
     def __init__(self) -> None:
+        super().__init__(never_run)
         self.enqueued: list[tuple[str, str]] = []
 
     def enqueue(self, key: tuple[str, str], *, resync: bool = False) -> None:
@@ -191,9 +199,9 @@ def test_index_updates_wait_for_the_next_event_handler() -> None:
     triggers collected then go out with the first event, never against a half-built index."""
     index = SharingIndex(real_core(), TRUSTED)
     metrics = Metrics()
-    controller = Controller(None, metrics, resync_seconds=300, sharing=index)  # type: ignore[arg-type]
+    controller = Controller(unused_reconciler(), metrics, resync_seconds=300, sharing=index)
     queue = RecordingQueue()
-    controller.queue = queue  # type: ignore[assignment]
+    controller.queue = queue
     controller.app_observed(("team-a", "chat"), app("team-a", "chat", TEAM))
     controller.app_observed(("platform", "models"), app("platform", "models", PLATFORM))
     assert queue.enqueued == []
@@ -205,9 +213,9 @@ def test_index_updates_wait_for_the_next_event_handler() -> None:
 
 
 def test_an_opt_in_naming_an_apps_uid_triggers_that_app() -> None:
-    controller = Controller(None, Metrics(), resync_seconds=300)  # type: ignore[arg-type]
+    controller = Controller(unused_reconciler(), Metrics(), resync_seconds=300)
     queue = RecordingQueue()
-    controller.queue = queue  # type: ignore[assignment]
+    controller.queue = queue
     controller.app_observed(("team-a", "chat"), app("team-a", "chat", TEAM))
     controller.trigger(("team-a", "uid-team-a-chat"))
     controller.trigger(("team-a", "chat"))
@@ -229,10 +237,12 @@ def offer_view(compose: str = PLATFORM, served: Any = None) -> Sharing:
     return Sharing(offers=offers, served=served or {})
 
 
-def reconciler(api: FakeApi, sharing: str = "prefer", **settings: Any) -> WatchedReconciler:
+def reconciler(
+    api: FakeApi, sharing: SharingPolicy = "prefer", **settings: Any
+) -> WatchedReconciler:
     # Per-model URLs, so the env shows where each binding points; the gateway: test_sharing.py.
     settings.setdefault("model_endpoint", "direct")
-    trust = SharingSettings(policy=sharing, offer_namespaces=("platform",))  # type: ignore[arg-type]
+    trust = SharingSettings(policy=sharing, offer_namespaces=("platform",))
     return WatchedReconciler(api, Settings(sharing=trust, **settings), now=lambda: NOW)
 
 
@@ -443,8 +453,11 @@ def test_an_offering_app_holds_the_finalizer_even_while_nobody_is_bound() -> Non
     assert live is not None and live["metadata"]["finalizers"] == []
 
 
-class SharingController:
+class SharingController(Controller):
+    """Records the sharing calls the handlers make into the controller, and does none of them."""
+
     def __init__(self) -> None:
+        super().__init__(unused_reconciler(), Metrics(), resync_seconds=300)
         self.calls: list[tuple[str, Any]] = []
         self.parsed_in: list[int] = []
 
@@ -467,10 +480,10 @@ def test_handlers_feed_the_index_and_watch_namespaces_only_when_asked() -> None:
 
     controller = SharingController()
     quiet = kopf.OperatorRegistry()
-    handlers.register(quiet, controller)  # type: ignore[arg-type]
+    handlers.register(quiet, controller)
     assert "namespace-event" not in {h.id for h in quiet._watching.get_all_handlers()}
     registry = kopf.OperatorRegistry()
-    handlers.register(registry, controller, watch_namespaces=True)  # type: ignore[arg-type]
+    handlers.register(registry, controller, watch_namespaces=True)
     indexes: dict[str, Any] = {h.id: h for h in registry._indexing.get_all_handlers()}
     watching: dict[str, Any] = {h.id: h for h in registry._watching.get_all_handlers()}
     body = app("team-a", "chat", TEAM)
@@ -511,9 +524,9 @@ def test_a_suspended_or_invalid_consumer_releases_its_binding(
     assert not index.view(("platform", "models")).serving
 
 
-def by_labels(api: FakeApi, sharing: str = "prefer") -> WatchedReconciler:
+def by_labels(api: FakeApi, sharing: SharingPolicy = "prefer") -> WatchedReconciler:
     trust = SharingSettings(
-        policy=sharing,  # type: ignore[arg-type]
+        policy=sharing,
         offer_namespace_selector={"matchLabels": {"compose-operator.io/offers": "true"}},
     )
     return WatchedReconciler(api, Settings(sharing=trust, model_endpoint="direct"), now=lambda: NOW)

@@ -11,11 +11,17 @@ import pytest
 
 from compose_operator.settings import Settings
 from compose_operator.shell import handlers, kube
+from compose_operator.shell.controller import Controller
+from compose_operator.shell.metrics import Metrics
 from compose_operator.shell.reconcile import real_core
+from tests.shell_fakes import unused_reconciler
 
 
-class RecordingController:
+class RecordingController(Controller):
+    """Records each call the handlers make into the controller, and does none of them."""
+
     def __init__(self) -> None:
+        super().__init__(unused_reconciler(), Metrics(), resync_seconds=300)
         self.calls: list[tuple[str, Any]] = []
 
     def prepare(self, key: tuple[str, str], spec: Any, generation: Any) -> None:
@@ -24,7 +30,7 @@ class RecordingController:
     def app_observed(self, key: tuple[str, str], body: Any) -> None:
         self.calls.append(("observed", key))
 
-    def app_deleted(self, key: tuple[str, str], body: Any) -> None:
+    def app_deleted(self, key: tuple[str, str], body: Any = None) -> None:
         self.calls.append(("deleted", key))
 
     def object_observed(self, kind: str, body: Any) -> None:
@@ -48,7 +54,7 @@ def controller() -> RecordingController:
 @pytest.fixture
 def registry(controller: RecordingController) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
-    handlers.register(registry, controller, validation=(real_core(), Settings()))  # type: ignore[arg-type]
+    handlers.register(registry, controller, validation=(real_core(), Settings()))
     return registry
 
 
@@ -71,7 +77,7 @@ def test_events_feed_the_index_then_enqueue_what_it_says_changed(
     registry: kopf.OperatorRegistry, controller: RecordingController
 ) -> None:
     found = watching(registry)
-    indexes = {h.id: h for h in registry._indexing.get_all_handlers()}
+    indexes = {str(h.id): h for h in registry._indexing.get_all_handlers()}
     app = {"metadata": {"name": "chat", "namespace": "ns"}}
     deployment = {"metadata": {"name": "chat-llm", "namespace": "ns"}}
     call(indexes["sharing"], namespace="ns", name="chat", body=app)
@@ -105,7 +111,7 @@ def test_events_feed_the_index_then_enqueue_what_it_says_changed(
 @pytest.mark.parametrize("network_policies", [False, True])
 def test_every_watch_but_the_apps_is_filtered_by_the_api_server(network_policies: bool) -> None:
     registry = kopf.OperatorRegistry()
-    handlers.register(registry, RecordingController(), network_policies=network_policies)  # type: ignore[arg-type]
+    handlers.register(registry, RecordingController(), network_policies=network_policies)
     settings = kopf.OperatorSettings()
     handlers.label_selectors(settings, network_policies=network_policies)
     watched = {
@@ -141,7 +147,7 @@ def test_every_kind_the_operator_creates_feeds_the_live_index() -> None:
     not watch would be applied again on every reconcile, never restored when deleted, and
     never pruned."""
     registry = kopf.OperatorRegistry()
-    handlers.register(registry, RecordingController(), network_policies=True)  # type: ignore[arg-type]
+    handlers.register(registry, RecordingController(), network_policies=True)
     indexed = {
         (h.selector.group or "", str(h.selector.any_name))
         for h in registry._indexing.get_all_handlers()
@@ -151,7 +157,7 @@ def test_every_kind_the_operator_creates_feeds_the_live_index() -> None:
 
 
 def test_the_index_maps_config_maps_to_apps(registry: kopf.OperatorRegistry) -> None:
-    indexes = {h.id: h for h in registry._indexing.get_all_handlers()}
+    indexes = {str(h.id): h for h in registry._indexing.get_all_handlers()}
     assert {"compose_sources", "sharing"} <= set(indexes), "kopf passes each index by its id"
     index = indexes["compose_sources"]
     ref = {"composeFrom": {"configMapKeyRef": {"name": "chat-compose", "key": "compose.yaml"}}}
@@ -187,6 +193,7 @@ def test_the_admission_handler_refuses_with_messages(registry: kopf.OperatorRegi
 
 def test_the_admission_handler_never_blocks_a_deletion(registry: kopf.OperatorRegistry) -> None:
     (validate,) = registry._webhooks.get_all_handlers()
+    assert validate.operations is not None
     assert sorted(validate.operations) == ["CREATE", "UPDATE"]
     assert validate.ignore_failures
     bad = {"compose": "models:\n  llm:\n    context_size: many\n"}

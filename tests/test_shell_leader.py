@@ -10,12 +10,12 @@ import pytest
 from compose_operator.shell import kube
 from compose_operator.shell.kube import ApiError, GatedApi, Manifest, Refused, Resource
 from compose_operator.shell.leader import LeaderElector, Timing
-from shell_fakes import merge_patch
+from tests.shell_fakes import UnexpectedApi, merge_patch
 
 NS = "operators"
 
 
-class LeaseApi:
+class LeaseApi(UnexpectedApi):
     """The Lease part of the API server: create, get, merge patch with a resourceVersion
     precondition (409 when it is stale), as coordination.k8s.io behaves."""
 
@@ -59,7 +59,7 @@ class Clock:
 
 def elector(api: LeaseApi, identity: str, clock: Clock, events: list[str]) -> LeaderElector:
     return LeaderElector(
-        api,  # type: ignore[arg-type]
+        api,
         NS,
         identity,
         on_started_leading=lambda: events.append(f"{identity} leads"),
@@ -70,7 +70,8 @@ def elector(api: LeaseApi, identity: str, clock: Clock, events: list[str]) -> Le
 
 
 def test_one_leader_renews_without_reading_and_the_standby_waits_out_the_lease() -> None:
-    api, clock, events = LeaseApi(), Clock(), []
+    api, clock = LeaseApi(), Clock()
+    events: list[str] = []
     first, second = elector(api, "a", clock, events), elector(api, "b", clock, events)
     assert first.try_acquire_or_renew()
     assert not second.try_acquire_or_renew()
@@ -95,7 +96,8 @@ def test_one_leader_renews_without_reading_and_the_standby_waits_out_the_lease()
 
 
 def test_a_paused_leader_cannot_renew_over_its_successor() -> None:
-    api, clock, events = LeaseApi(), Clock(), []
+    api, clock = LeaseApi(), Clock()
+    events: list[str] = []
     first, second = elector(api, "a", clock, events), elector(api, "b", clock, events)
     assert first.try_acquire_or_renew()
     assert not second.try_acquire_or_renew()
@@ -108,7 +110,8 @@ def test_a_paused_leader_cannot_renew_over_its_successor() -> None:
 
 
 def test_a_stopping_leader_releases_the_lease_for_an_immediate_takeover() -> None:
-    api, clock, events = LeaseApi(), Clock(), []
+    api, clock = LeaseApi(), Clock()
+    events: list[str] = []
     first, second = elector(api, "a", clock, events), elector(api, "b", clock, events)
     assert first.try_acquire_or_renew()
     assert not second.try_acquire_or_renew()
@@ -120,7 +123,7 @@ def test_a_stopping_leader_releases_the_lease_for_an_immediate_takeover() -> Non
 def test_the_gate_refuses_every_request_of_a_replica_that_does_not_lead() -> None:
     leading = [False]
     api = LeaseApi()
-    gated = GatedApi(api, lambda: leading[0])  # type: ignore[arg-type]
+    gated = GatedApi(api, lambda: leading[0])
     with pytest.raises(Refused):
         gated.patch(kube.COMPOSE_APPS, "ns", "app", {})
     with pytest.raises(Refused):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from compose_operator.settings import Settings
 from compose_operator.shell import kube
 from compose_operator.shell.metrics import Metrics
-from shell_fakes import FakeApi, WatchedReconciler
-from test_shell_reconcile import COMPOSE, compose_app
+from tests.shell_fakes import FakeApi, WatchedReconciler
+from tests.test_shell_reconcile import COMPOSE, compose_app
 
 
 class CountingApi(FakeApi):

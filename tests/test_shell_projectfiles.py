@@ -11,8 +11,8 @@ import pytest
 from compose_operator.render.projectfiles import DIGEST_ANNOTATION
 from compose_operator.settings import Settings
 from compose_operator.shell import kube
-from shell_fakes import FakeApi, WatchedReconciler
-from test_shell_reconcile import APP, NOW, NS, available, compose_app, conditions, verbs
+from tests.shell_fakes import FakeApi, WatchedReconciler
+from tests.test_shell_reconcile import APP, NOW, NS, available, compose_app, conditions, verbs
 
 AGENT = """\
 services:

@@ -16,7 +16,7 @@ from compose_operator.shell.reconcile import (
     HASH_ANNOTATION,
     is_subset,
 )
-from shell_fakes import FakeApi, Request, WatchedReconciler
+from tests.shell_fakes import FakeApi, Request, WatchedReconciler
 
 NS = "team"
 APP = "chat"
@@ -168,7 +168,9 @@ def test_first_reconcile_applies_each_object_once_and_writes_status_once(
     ]
     assert report.result == "applied"
     assert api.writes()[-1].subresource == "status"
-    owner = api.live(kube.DEPLOYMENTS, NS, "chat-llm")["metadata"]["ownerReferences"]  # type: ignore[index]
+    deployment = api.live(kube.DEPLOYMENTS, NS, "chat-llm")
+    assert deployment is not None
+    owner = deployment["metadata"]["ownerReferences"]
     assert owner == [
         {
             "apiVersion": "compose-operator.io/v1alpha1",
@@ -421,7 +423,8 @@ def test_a_deployment_that_did_not_opt_in_is_refused_untouched(
 
     assert ("apply", "deployments", "worker") not in verbs(api.writes())
     assert api.live(kube.DEPLOYMENTS, NS, "worker") == before
-    assert FINALIZER not in api.live(kube.COMPOSE_APPS, NS, APP)["metadata"].get("finalizers", [])  # type: ignore[index]
+    app = api.live(kube.COMPOSE_APPS, NS, APP)
+    assert app is not None and FINALIZER not in app["metadata"].get("finalizers", [])
     service = app_status(api)["services"][0]
     assert service["mode"] == "refused"
     assert "annotate it with compose-operator.io/app: chat" in service["message"]
@@ -451,7 +454,8 @@ def test_a_removed_binding_restores_the_deployment_and_drops_the_finalizer(
     assert api.live(kube.DEPLOYMENTS, NS, "worker") == before
     finalizer_patch = next(w for w in api.writes() if w.body and isinstance(w.body, list))
     assert finalizer_patch.body[1] == {"op": "remove", "path": "/metadata/finalizers/0"}
-    assert api.live(kube.COMPOSE_APPS, NS, APP)["metadata"]["finalizers"] == []  # type: ignore[index]
+    app = api.live(kube.COMPOSE_APPS, NS, APP)
+    assert app is not None and app["metadata"]["finalizers"] == []
 
 
 def test_deleting_the_app_restores_bound_deployments_then_releases_it(
@@ -472,7 +476,8 @@ def test_deleting_the_app_restores_bound_deployments_then_releases_it(
         ("patch", "composeapps", APP),
     ]
     assert api.live(kube.DEPLOYMENTS, NS, "worker") == before
-    assert api.live(kube.COMPOSE_APPS, NS, APP)["metadata"]["finalizers"] == []  # type: ignore[index]
+    app = api.live(kube.COMPOSE_APPS, NS, APP)
+    assert app is not None and app["metadata"]["finalizers"] == []
 
 
 def test_deleting_an_app_without_bindings_writes_nothing(
@@ -701,7 +706,7 @@ def test_events_that_change_no_fact_of_the_status_trigger_nothing() -> None:
     assert index.observe("ComposeApp", edited) == (NS, APP)
 
     labels = {"compose-operator.io/app": APP}
-    pod = {
+    pod: dict[str, Any] = {
         "metadata": {"name": "chat-llm-1", "namespace": NS, "labels": labels},
         "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False"}]},
     }
@@ -716,7 +721,7 @@ def test_events_that_change_no_fact_of_the_status_trigger_nothing() -> None:
     ]
     assert index.observe("Pod", crashing) == (NS, APP)
 
-    deployment = {
+    deployment: dict[str, Any] = {
         "kind": "Deployment",
         "metadata": {"name": "chat-llm", "namespace": NS, "labels": labels, "resourceVersion": "8"},
     }

@@ -11,7 +11,7 @@ import pytest
 from compose_operator.shell import kube
 from compose_operator.shell.reconcile import BOUND_BY_ANNOTATION, FINALIZER
 from compose_operator.shell.release import OperatorStillRunning, release_all, stop_operator
-from shell_fakes import FakeApi
+from tests.shell_fakes import FakeApi
 
 
 def app(namespace: str, name: str, finalizers: list[str]) -> dict[str, Any]:

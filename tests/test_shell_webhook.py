@@ -14,9 +14,9 @@ from cryptography import x509
 
 from compose_operator.settings import Settings, Sharing
 from compose_operator.shell import kube, webhook
-from compose_operator.shell.kube import ApiError
+from compose_operator.shell.kube import ApiError, Manifest, PatchType, Resource
 from compose_operator.shell.reconcile import real_core
-from shell_fakes import FakeApi
+from tests.shell_fakes import FakeApi, UnexpectedApi
 
 GOOD = """\
 services:
@@ -140,7 +140,7 @@ def test_an_empty_secret_is_filled_once_and_every_replica_serves_what_it_holds(
     ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(certfile, keyfile)
 
 
-class SecondToWrite:
+class SecondToWrite(UnexpectedApi):
     """Another replica fills the Secret between this one's read and its write."""
 
     def __init__(self, api: FakeApi) -> None:
@@ -159,7 +159,7 @@ class SecondToWrite:
 
 def test_of_two_replicas_filling_at_once_the_second_serves_the_firsts() -> None:
     api = SecondToWrite(secret_api())
-    assert webhook.shared_certificate(api, *SECRET, HOST) == api.winner  # type: ignore[arg-type]
+    assert webhook.shared_certificate(api, *SECRET, HOST) == api.winner
     assert len(api.api.writes()) == 1
 
 
@@ -198,7 +198,7 @@ def test_a_secret_the_operator_may_not_write_is_an_error_naming_it() -> None:
             raise ApiError(403, "Forbidden", "cannot patch resource secrets")
 
     with pytest.raises(webhook.CertificateError) as caught:
-        webhook.shared_certificate(Forbidden(secret_api()), *SECRET, HOST)  # type: ignore[arg-type]
+        webhook.shared_certificate(Forbidden(secret_api()), *SECRET, HOST)
     assert str(caught.value) == (
         "cannot fill Secret ops/co-webhook-cert: 403 Forbidden: cannot patch resource secrets"
     )
@@ -276,14 +276,21 @@ def test_the_servers_ca_bundle_is_handed_over_to_be_registered(tmp_path: Path) -
     assert base64.b64decode(seen[0]).startswith(b"-----BEGIN CERTIFICATE-----")
 
 
-class RecordingPatches:
+class RecordingPatches(UnexpectedApi):
     def __init__(self, error: ApiError | None = None) -> None:
         self.error = error
         self.calls: list[tuple[str, str, Any, str]] = []
 
     def patch(
-        self, resource: Any, namespace: str, name: str, patch: Any, *, patch_type: str = "merge"
-    ) -> dict[str, Any]:
+        self,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        patch: Any,
+        *,
+        patch_type: PatchType = "merge",
+        subresource: str = "",
+    ) -> Manifest:
         self.calls.append((resource.plural, name, patch, patch_type))
         if self.error is not None:
             raise self.error
@@ -292,7 +299,7 @@ class RecordingPatches:
 
 def test_only_the_ca_bundle_of_the_named_configuration_is_patched() -> None:
     api = RecordingPatches()
-    assert webhook.register_ca_bundle(api, "compose-operator", "Q0E=")  # type: ignore[arg-type]
+    assert webhook.register_ca_bundle(api, "compose-operator", "Q0E=")
     assert api.calls == [
         (
             "validatingwebhookconfigurations",
@@ -314,5 +321,5 @@ def test_a_missing_configuration_is_logged_with_how_to_make_it(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     api = RecordingPatches(ApiError(404, "NotFound", "not found"))
-    assert not webhook.register_ca_bundle(api, "compose-operator", "Q0E=")  # type: ignore[arg-type]
+    assert not webhook.register_ca_bundle(api, "compose-operator", "Q0E=")
     assert "create it with the Helm chart or manifests/" in caplog.text

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import yaml
 
@@ -33,7 +33,10 @@ MAX_EXPANDED = 8 * MAX_BYTES
 """Characters of scalars, keys and paths after alias expansion (and, in `interpolate`, of
 scalars after interpolation): what later steps copy, hold and render."""
 
-_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+if TYPE_CHECKING:  # one static base for mypy: the C loader has the pure-Python one's interface
+    _BaseLoader = yaml.SafeLoader
+else:
+    _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 _NULL = "tag:yaml.org,2002:null"
 _BOOL = "tag:yaml.org,2002:bool"
@@ -56,10 +59,12 @@ _FLOAT_RE = re.compile(
 )
 
 
-class _Loader(_BaseLoader):  # type: ignore[valid-type,misc]
+class _Loader(_BaseLoader):
     """A safe loader with YAML 1.2 core scalar resolution instead of PyYAML's YAML 1.1."""
 
-    yaml_implicit_resolvers: ClassVar[dict[str | None, list[tuple[str, re.Pattern[str]]]]] = {}
+    # This class's own table, so YAML 1.1's resolvers stay out of it. The ignore: PyYAML keeps
+    # the table on the class, types-PyYAML declares it on instances.
+    yaml_implicit_resolvers: ClassVar[dict[str | None, list[tuple[str, re.Pattern[str]]]]] = {}  # type: ignore[misc]
 
 
 for _tag, _pattern, _first in (
@@ -119,7 +124,7 @@ def _within_limits(text: str, report: Report) -> bool:
     loader = _Loader(text)
     depth = documents = 0
     while loader.check_event():
-        event = loader.get_event()
+        event = loader.get_event()  # type: ignore[no-untyped-call]  # bare in types-PyYAML
         if isinstance(event, yaml.DocumentStartEvent):
             documents += 1
             if documents > 1:
@@ -264,7 +269,8 @@ class _Walker:
             return None
         if tag == _OVERRIDE:
             implicit = (True, False)
-            tag = _STR if node.style else self.loader.resolve(yaml.ScalarNode, node.value, implicit)
+            # the ignore: types-PyYAML leaves Resolver.resolve unannotated
+            tag = _STR if node.style else self.loader.resolve(yaml.ScalarNode, node.value, implicit)  # type: ignore[no-untyped-call]
         try:
             return _construct(tag, node.value)
         except ValueError:

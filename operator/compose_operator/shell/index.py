@@ -112,7 +112,9 @@ class _Entry:
 def _older(body: Mapping[str, Any], entry: _Entry | None) -> bool:
     """Whether `body` predates what the index holds (resourceVersions are etcd revisions)."""
     version = _version(body)
-    return entry is not None and None not in (entry.version, version) and version < entry.version  # type: ignore[operator]
+    if entry is None or entry.version is None or version is None:
+        return False
+    return version < entry.version
 
 
 @dataclass(frozen=True)

@@ -164,7 +164,7 @@ class KubeApi:
             )
         except (k8s.ApiException, urllib3.exceptions.HTTPError) as error:
             raise ApiError(0, type(error).__name__, str(error)) from error
-        data: bytes = response.read()  # type: ignore[no-untyped-call]
+        data: bytes = response.read()
         if not 200 <= response.status <= 299:
             detail = json.loads(data) if data else {}
             raise ApiError(

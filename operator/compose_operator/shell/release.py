@@ -145,9 +145,9 @@ def main(argv: Sequence[str]) -> int:
     from kubernetes import client, config
 
     try:
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
+        config.load_incluster_config()
     except config.ConfigException:
-        config.load_kube_config()  # type: ignore[no-untyped-call]
+        config.load_kube_config()
     api = kube.KubeApi(client.ApiClient())
     try:
         if args.operator:

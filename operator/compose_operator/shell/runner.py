@@ -207,9 +207,9 @@ async def serve(args: argparse.Namespace, settings: Settings) -> None:
     from compose_operator.shell.sharing import SharingIndex
 
     try:
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
+        config.load_incluster_config()
     except config.ConfigException:
-        config.load_kube_config()  # type: ignore[no-untyped-call]
+        config.load_kube_config()
     configuration = client.Configuration.get_default_copy()
     # One connection per reconcile thread, plus the leader election's.
     configuration.connection_pool_maxsize = args.concurrency + 2

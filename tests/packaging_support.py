@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-import pss
+from tests import pss
 
 REPO = Path(__file__).resolve().parent.parent
 CHART = REPO / "charts" / "compose-operator"
