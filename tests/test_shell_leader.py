@@ -5,10 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import pytest
-
-from compose_operator.shell import kube
-from compose_operator.shell.kube import ApiError, GatedApi, Manifest, Refused, Resource
+from compose_operator.shell.kube import ApiError, Manifest, Resource
 from compose_operator.shell.leader import LeaderElector, Timing
 from tests.shell_fakes import UnexpectedApi, merge_patch
 
@@ -118,16 +115,3 @@ def test_a_stopping_leader_releases_the_lease_for_an_immediate_takeover() -> Non
     first.release()
     assert api.lease is not None and api.lease["spec"].get("holderIdentity") is None
     assert second.try_acquire_or_renew(), "no waiting for the lease duration"
-
-
-def test_the_gate_refuses_every_request_of_a_replica_that_does_not_lead() -> None:
-    leading = [False]
-    api = LeaseApi()
-    gated = GatedApi(api, lambda: leading[0])
-    with pytest.raises(Refused):
-        gated.patch(kube.COMPOSE_APPS, "ns", "app", {})
-    with pytest.raises(Refused):
-        gated.get(kube.DEPLOYMENTS, "ns", "x")
-    assert api.requests == []
-    leading[0] = True
-    assert gated.get(kube.DEPLOYMENTS, "ns", "x") is None

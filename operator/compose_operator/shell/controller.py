@@ -154,7 +154,7 @@ class Controller:
         self.leading = False
 
     def allowed(self) -> bool:
-        """Whether a request may leave now (the gate of `kube.GatedApi`)."""
+        """Whether a request may leave now (the gate of `KubeApi.gated`)."""
         return self.leading and not self.stopping
 
     async def resync_forever(self) -> None:

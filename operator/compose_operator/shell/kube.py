@@ -130,15 +130,24 @@ _CONTENT_TYPES: dict[PatchType, str] = {
 
 
 class KubeApi:
-    """`Api` over the `kubernetes` client; `on_request(verb, plural)` sees every call."""
+    """`Api` over the `kubernetes` client; `on_request(verb, plural)` sees every call, and with
+    `allowed`, every request first asks it and is refused (`Refused`) when it says no."""
 
     def __init__(
         self,
         api_client: k8s.ApiClient,
         on_request: Callable[[str, str], None] = lambda verb, plural: None,
+        allowed: Callable[[], bool] = lambda: True,
     ) -> None:
         self._client = api_client
         self._on_request = on_request
+        self._allowed = allowed
+
+    def gated(self, allowed: Callable[[], bool]) -> KubeApi:
+        """This API on the same connections, each request sent only when `allowed()`: only a
+        leader that is not stopping talks to the API server, and a stopping one ends its
+        reconciles at their next request."""
+        return KubeApi(self._client, self._on_request, allowed)
 
     def _call(
         self,
@@ -151,6 +160,8 @@ class KubeApi:
         body: Any = None,
         content_type: str = "application/json",
     ) -> Manifest:
+        if not self._allowed():
+            raise Refused
         self._on_request(verb, resource.plural)
         if query:
             path += "?" + urlencode(query)
@@ -233,51 +244,3 @@ class KubeApi:
 
     def create(self, resource: Resource, namespace: str, body: Manifest) -> Manifest:
         return self._call("create", resource, "POST", resource.path(namespace), body=body)
-
-
-class GatedApi:
-    """An `Api` whose every request first asks `allowed()`: only a leader that is not stopping
-    talks to the API server, and a stopping one ends its reconciles at their next request."""
-
-    def __init__(self, api: Api, allowed: Callable[[], bool]) -> None:
-        self._api = api
-        self._allowed = allowed
-
-    def _check(self) -> None:
-        if not self._allowed():
-            raise Refused
-
-    def get(self, resource: Resource, namespace: str, name: str) -> Manifest | None:
-        self._check()
-        return self._api.get(resource, namespace, name)
-
-    def list(self, resource: Resource, namespace: str, selector: str = "") -> list[Manifest]:
-        self._check()
-        return self._api.list(resource, namespace, selector)
-
-    def apply(self, resource: Resource, body: Manifest, *, force: bool = True) -> Manifest:
-        self._check()
-        return self._api.apply(resource, body, force=force)
-
-    def delete(self, resource: Resource, namespace: str, name: str, uid: str) -> None:
-        self._check()
-        self._api.delete(resource, namespace, name, uid)
-
-    def patch(
-        self,
-        resource: Resource,
-        namespace: str,
-        name: str,
-        patch: Any,
-        *,
-        patch_type: PatchType = "merge",
-        subresource: str = "",
-    ) -> Manifest:
-        self._check()
-        return self._api.patch(
-            resource, namespace, name, patch, patch_type=patch_type, subresource=subresource
-        )
-
-    def create(self, resource: Resource, namespace: str, body: Manifest) -> Manifest:
-        self._check()
-        return self._api.create(resource, namespace, body)

@@ -10,7 +10,7 @@ The algorithm is client-go's `leaderelection`: the holder renews `spec.renewTime
 `lease_duration` by the candidate's own clock (never comparing two machines' clocks); every
 update carries the resourceVersion read, so two candidates never both win. A leader that
 cannot renew for `renew_deadline` stops leading (its requests are refused from then on, see
-`kube.GatedApi`) and exits, to come back as a standby with fresh state. A leader that stops
+`KubeApi.gated`) and exits, to come back as a standby with fresh state. A leader that stops
 (SIGTERM) releases the Lease, so the standby takes over at its next retry.
 """
 

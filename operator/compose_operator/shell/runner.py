@@ -200,7 +200,7 @@ async def serve(args: argparse.Namespace, settings: Settings) -> None:
     from compose_operator.shell import handlers, health, webhook
     from compose_operator.shell.controller import Controller
     from compose_operator.shell.index import LiveIndex
-    from compose_operator.shell.kube import ApiError, GatedApi, KubeApi
+    from compose_operator.shell.kube import ApiError, KubeApi
     from compose_operator.shell.leader import LeaderElector
     from compose_operator.shell.metrics import Metrics
     from compose_operator.shell.reconcile import Reconciler, real_core
@@ -224,9 +224,7 @@ async def serve(args: argparse.Namespace, settings: Settings) -> None:
     def allowed() -> bool:
         return controller is not None and controller.allowed()
 
-    reconciler = Reconciler(
-        GatedApi(raw_api, allowed), settings, core=core, now=utc_now, index=index
-    )
+    reconciler = Reconciler(raw_api.gated(allowed), settings, core=core, now=utc_now, index=index)
     controller = Controller(
         reconciler,
         metrics,
