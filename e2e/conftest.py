@@ -25,6 +25,7 @@ from e2e.cluster_support import (
     create_namespace,
     parse_exports,
 )
+from e2e.operator_harness import OperatorProcess, install_crd_and_rbac, running_operator
 from e2e.realnode_support import RealNode, RealNodeUnavailable, running_realnode
 
 
@@ -78,6 +79,23 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
     cluster.kubectl("-n", name, "wait", "--for=create", "serviceaccount/default", "--timeout=30s")
     yield name
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="module")
+def operator(
+    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    """The operator as the chart installs it (its ServiceAccount and RBAC, no webhook),
+    resyncing every 5 s, for one test module. Module-scoped: the modules that run operators
+    of their own (HA, restart, webhook, sharing) never meet this one."""
+    account = install_crd_and_rbac(cluster, webhook=False)
+    with running_operator(
+        cluster,
+        tmp_path_factory.mktemp("operator"),
+        account=account,
+        extra_args=("--resync-seconds", "5"),
+    ) as process:
+        yield process
 
 
 # realnode: the real node beside the kwok nodes (e2e/realnode/node.sh, e2e/realnode_support.py)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NotRequired, TypedDict
 
@@ -24,26 +23,10 @@ from e2e.operator_harness import (
     dumps,
     env_of,
     eventually,
-    install_crd_and_rbac,
-    running_operator,
 )
 
 EXAMPLES = REPO / "examples"
 APP = "demo"
-
-
-@pytest.fixture(scope="module")
-def operator(
-    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    account = install_crd_and_rbac(cluster, webhook=False)
-    with running_operator(
-        cluster,
-        tmp_path_factory.mktemp("operator"),
-        account=account,
-        extra_args=("--resync-seconds", "5"),
-    ) as process:
-        yield process
 
 
 def apply_app(cluster: Cluster, namespace: str, text: str, name: str = APP, **spec: Any) -> None:

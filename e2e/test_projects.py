@@ -29,26 +29,10 @@ from e2e.operator_harness import (
     condition,
     dumps,
     eventually,
-    install_crd_and_rbac,
-    running_operator,
 )
 
 PROJECTS = REPO / "tests" / "fixtures" / "projects"
 DIGEST = "compose-operator.io/files-digest"
-
-
-@pytest.fixture(scope="module")
-def operator(
-    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    account = install_crd_and_rbac(cluster, webhook=False)
-    with running_operator(
-        cluster,
-        tmp_path_factory.mktemp("operator"),
-        account=account,
-        extra_args=("--resync-seconds", "5"),
-    ) as process:
-        yield process
 
 
 @pytest.fixture(scope="module")
