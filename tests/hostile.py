@@ -1,10 +1,16 @@
 """Compose files built to cost the operator as much as the input limits let them.
 
-Each is at most 1 MiB. `test_compose_bounds` checks the peak memory of loading and planning
-each in a fresh interpreter; `benchmarks/input_bench.py` times them.
+Each is at most 1 MiB. `cost()` loads and plans one in a fresh interpreter: `test_compose_bounds`
+checks the peak memory of each, `benchmarks/input_bench.py` prints the time and memory of all.
 """
 
 from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 from compose_operator.compose.toplevel import MAX_ENTRIES
 from compose_operator.crd import MAX_ENVIRONMENT_VALUE
@@ -80,3 +86,45 @@ CASES = {
     "90,000 invalid ports": invalid_values(90_000),
     "256 services and 64 models": services_at_the_cap(3_000),
 }
+
+
+MEASURE = f"""
+import json, resource, sys, time
+from compose_operator import compose, render
+from compose_operator.errors import ComposeError
+from compose_operator.settings import Settings
+imported = time.process_time()
+text = sys.stdin.read()
+try:
+    project = compose.load_project(text, environment={{"X": "v" * {MAX_ENVIRONMENT_VALUE}}})
+    plan = render.plan(project, app="a", namespace="n", settings=Settings())
+    outcome = f"rendered {{len(plan.objects)}} objects"
+except ComposeError as error:
+    outcome = f"refused ({{len(error.problems)}} problems): {{error.problems[0].message[:60]}}"
+seconds = time.process_time() - imported
+peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({{"seconds": seconds, "peak_mib": peak_mib, "outcome": outcome}}))
+"""
+
+
+@dataclass(frozen=True)
+class Cost:
+    seconds: float
+    """CPU seconds to load and plan, the imports left out."""
+    peak_mib: float
+    """The interpreter's peak resident memory, imports included."""
+    outcome: str
+
+
+def cost(text: str) -> Cost:
+    """Load and plan `text` with the largest environment value, in a fresh interpreter (so the
+    peak memory is this file's own)."""
+    result = subprocess.run(
+        [sys.executable, "-c", MEASURE],
+        input=text,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(Path(__file__).resolve().parent.parent / "operator")},
+    )
+    return Cost(**json.loads(result.stdout))
