@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -35,7 +34,6 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +43,7 @@ import yaml
 from compose_operator.compose import load_project
 from compose_operator.render import plan
 from compose_operator.settings import load_settings
-from e2e.cluster_support import CLUSTER_SCRIPT, Cluster, cluster_from_environment, parse_exports
+from e2e.cluster_support import Cluster, running_cluster
 from e2e.operator_harness import (
     KWOK_SETTINGS,
     OperatorProcess,
@@ -260,7 +258,6 @@ def floor_seconds(cluster: Cluster, count: int) -> float:
 
 
 created_namespaces: list[str] = []
-cluster_was_running = False
 
 
 def delete_namespaces(cluster: Cluster, namespaces: list[str]) -> None:
@@ -375,25 +372,8 @@ def rss(pid: int) -> tuple[int, int]:
     return int(fields["VmRSS"].split()[0]) // 1024, int(fields["VmHWM"].split()[0]) // 1024
 
 
-@contextlib.contextmanager
-def e2e_cluster(scratch: Path) -> Iterator[Cluster]:
-    global cluster_was_running
-    running = subprocess.run([str(CLUSTER_SCRIPT), "status"], capture_output=True, check=False)
-    if running.returncode == 0:
-        cluster_was_running = True
-        listed = subprocess.run(
-            [str(CLUSTER_SCRIPT), "env"], capture_output=True, text=True, check=True
-        )
-        yield cluster_from_environment(parse_exports(listed.stdout), scratch)
-        return
+def say_starting() -> None:
     print("starting the e2e cluster (e2e/cluster/cluster.sh up)", file=sys.stderr)
-    started = subprocess.run([str(CLUSTER_SCRIPT), "up"], capture_output=True, text=True)
-    if started.returncode != 0:
-        sys.exit(f"cluster.sh up failed:\n{started.stderr}")
-    try:
-        yield cluster_from_environment(parse_exports(started.stdout), scratch)
-    finally:
-        subprocess.run([str(CLUSTER_SCRIPT), "down"], capture_output=True, check=False)
 
 
 def fmt_seconds(value: float | None) -> str:
@@ -430,7 +410,7 @@ def main() -> None:
     extra: dict[str, Any] = {}
     with (
         tempfile.TemporaryDirectory(prefix="bench-scale-") as scratch,
-        e2e_cluster(Path(scratch)) as cluster,
+        running_cluster(Path(scratch), on_start=say_starting) as cluster,
     ):
         floors = {count: floor_seconds(cluster, count) for count in sizes}
         account = install_crd_and_rbac(cluster, webhook=False)
@@ -460,8 +440,7 @@ def main() -> None:
         watch.close()
         for result in results:
             result.floor = floors[result.count]
-        if os.environ.get("COMPOSE_E2E_KUBECONFIG") or cluster_was_running:
-            delete_namespaces(cluster, sorted(created_namespaces))
+        delete_namespaces(cluster, sorted(created_namespaces))
     report(results, extra)
 
 

@@ -3,12 +3,13 @@ by e2e/cluster/cluster.sh; the pytest fixtures that hand it out live in e2e/conf
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shlex
 import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,13 +112,9 @@ class Cluster:
 
     def audit_writes(self, user: str, since: int = 0) -> list[dict[str, Any]]:
         """The completed write requests (create/update/patch/delete) of a user since a mark."""
-        with self._require_audit_log().open("rb") as log:
-            log.seek(since)
-            lines = log.read().splitlines()
-        events = (json.loads(line) for line in lines if line.strip())
         return [
             event
-            for event in events
+            for event in self._audit_events(since)
             if event.get("stage") == "ResponseComplete"
             and event.get("verb") in WRITE_VERBS
             and event.get("user", {}).get("username") == user
@@ -126,17 +123,19 @@ class Cluster:
     def audit_requests(self, user: str, since: int = 0) -> list[dict[str, Any]]:
         """Every completed request of a user since a mark, reads included (the audit policy
         records reads of the operator's ServiceAccounts only); a watch counts when it starts."""
-        with self._require_audit_log().open("rb") as log:
-            log.seek(since)
-            lines = log.read().splitlines()
-        events = (json.loads(line) for line in lines if line.strip())
         return [
             event
-            for event in events
+            for event in self._audit_events(since)
             if event.get("user", {}).get("username") == user
             and event.get("stage")
             == ("ResponseStarted" if event.get("verb") == "watch" else "ResponseComplete")
         ]
+
+    def _audit_events(self, since: int) -> list[dict[str, Any]]:
+        with self._require_audit_log().open("rb") as log:
+            log.seek(since)
+            lines = log.read().splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
 
     def _require_audit_log(self) -> Path:
         if self.audit_log is None:
@@ -144,7 +143,40 @@ class Cluster:
         return self.audit_log
 
 
-def parse_exports(text: str) -> dict[str, str]:
+class ClusterUnavailable(Exception):
+    """cluster.sh could not start the e2e cluster; the message carries its complaint."""
+
+
+@contextlib.contextmanager
+def running_cluster(
+    scratch: Path, on_start: Callable[[], None] = lambda: None
+) -> Iterator[Cluster]:
+    """The e2e cluster: the one COMPOSE_E2E_KUBECONFIG names, else the one cluster.sh reports
+    running (either is left running), else one started here (`on_start` is told first: it
+    takes seconds, minutes on a cold build) and stopped on exit."""
+    if os.environ.get("COMPOSE_E2E_KUBECONFIG"):
+        yield _cluster_from(os.environ, scratch)
+        return
+    running = subprocess.run([str(CLUSTER_SCRIPT), "status"], capture_output=True, check=False)
+    if running.returncode == 0:
+        listed = subprocess.run(
+            [str(CLUSTER_SCRIPT), "env"], capture_output=True, text=True, check=True
+        )
+        yield _cluster_from(_parse_exports(listed.stdout), scratch)
+        return
+    on_start()
+    started = subprocess.run(
+        [str(CLUSTER_SCRIPT), "up"], capture_output=True, text=True, check=False
+    )
+    if started.returncode != 0:
+        raise ClusterUnavailable(f"cluster.sh up failed:\n{started.stderr}")
+    try:
+        yield _cluster_from(_parse_exports(started.stdout), scratch)
+    finally:
+        subprocess.run([str(CLUSTER_SCRIPT), "down"], capture_output=True, check=False)
+
+
+def _parse_exports(text: str) -> dict[str, str]:
     """The variables of `cluster.sh env` / `cluster.sh up` output (`export NAME=value` lines)."""
     exports = {}
     for line in text.splitlines():
@@ -154,7 +186,7 @@ def parse_exports(text: str) -> dict[str, str]:
     return exports
 
 
-def cluster_from_environment(environment: Mapping[str, str], scratch: Path) -> Cluster:
+def _cluster_from(environment: Mapping[str, str], scratch: Path) -> Cluster:
     """The cluster that COMPOSE_E2E_* variables describe; the binaries are built (or reused) when
     COMPOSE_E2E_BIN is not among them."""
     bin_dir = environment.get("COMPOSE_E2E_BIN")

@@ -7,23 +7,21 @@ Otherwise it starts one and stops it at the end of the session.
 
 from __future__ import annotations
 
-import os
+import contextlib
 import re
 import secrets
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from e2e.cluster_support import (
-    CLUSTER_SCRIPT,
     E2E_DIR,
     Cluster,
+    ClusterUnavailable,
     Kubectl,
-    cluster_from_environment,
     create_namespace,
-    parse_exports,
+    running_cluster,
 )
 from e2e.operator_harness import OperatorProcess, install_crd_and_rbac, running_operator
 from e2e.realnode_support import RealNode, RealNodeUnavailable, running_realnode
@@ -38,28 +36,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    scratch = tmp_path_factory.mktemp("e2e")
-    if os.environ.get("COMPOSE_E2E_KUBECONFIG"):
-        yield cluster_from_environment(os.environ, scratch)
-        return
-    running = subprocess.run(
-        [str(CLUSTER_SCRIPT), "status"], capture_output=True, text=True, check=False
-    )
-    if running.returncode == 0:
-        listed = subprocess.run(
-            [str(CLUSTER_SCRIPT), "env"], capture_output=True, text=True, check=True
-        )
-        yield cluster_from_environment(parse_exports(listed.stdout), scratch)
-        return
-    started = subprocess.run(
-        [str(CLUSTER_SCRIPT), "up"], capture_output=True, text=True, check=False
-    )
-    if started.returncode != 0:
-        pytest.fail(f"cluster.sh up failed:\n{started.stderr}", pytrace=False)
-    try:
-        yield cluster_from_environment(parse_exports(started.stdout), scratch)
-    finally:
-        subprocess.run([str(CLUSTER_SCRIPT), "down"], capture_output=True, check=False)
+    with contextlib.ExitStack() as stack:
+        try:
+            running = stack.enter_context(running_cluster(tmp_path_factory.mktemp("e2e")))
+        except ClusterUnavailable as reason:
+            pytest.fail(str(reason), pytrace=False)
+        yield running
 
 
 @pytest.fixture
