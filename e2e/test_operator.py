@@ -405,6 +405,17 @@ def test_removing_a_binding_restores_the_deployment(
     )
 
 
+def refused_service(cluster: Cluster, namespace: str, what: str) -> dict[str, Any]:
+    """The app's one service once its status reports it refused (waited for)."""
+
+    def refused() -> dict[str, Any] | None:
+        app = get(cluster, namespace, "composeapp", APP)
+        services = app.get("status", {}).get("services", [])
+        return services[0] if services and services[0].get("mode") == "refused" else None
+
+    return eventually(refused, what=what)
+
+
 def test_deployment_that_did_not_opt_in_is_untouched_and_status_says_so(
     cluster: Cluster, operator: OperatorProcess, namespace: str
 ) -> None:
@@ -414,12 +425,7 @@ def test_deployment_that_did_not_opt_in_is_untouched_and_status_says_so(
     before = get(cluster, namespace, "deployment", "web")
     apply_app(cluster, namespace, BINDING_APP)
 
-    def refused() -> dict[str, Any] | None:
-        app = get(cluster, namespace, "composeapp", APP)
-        services = app.get("status", {}).get("services", [])
-        return services[0] if services and services[0].get("mode") == "refused" else None
-
-    service = eventually(refused, what="the service reported as refused")
+    service = refused_service(cluster, namespace, "the service reported as refused")
     assert "compose-operator.io/app" in service["message"]
     after = get(cluster, namespace, "deployment", "web")
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
@@ -444,12 +450,7 @@ def test_bind_mode_reports_a_helm_owned_value_as_a_conflict_and_takes_nothing(
     before = managed_view(get(cluster, namespace, "deployment", "web"))
     apply_app(cluster, namespace, BINDING_APP)
 
-    def refused() -> dict[str, Any] | None:
-        app = get(cluster, namespace, "composeapp", APP)
-        services = app.get("status", {}).get("services", [])
-        return services[0] if services and services[0].get("mode") == "refused" else None
-
-    service = eventually(refused, what="the conflict reported in status")
+    service = refused_service(cluster, namespace, "the conflict reported in status")
     assert "another field manager already sets these fields" in service["message"]
     assert 'conflict with "helm"' in service["message"], service["message"]
     assert condition(get(cluster, namespace, "composeapp", APP), "Stalled")["status"] == "True"

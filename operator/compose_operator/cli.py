@@ -387,26 +387,17 @@ def _build_parser() -> argparse.ArgumentParser:
     puller_cli.add_arguments(pull_cmd)
     pull_cmd.set_defaults(handler=_command_pull_model)
 
-    run_cmd = commands.add_parser(
-        "run", help="start the operator", add_help=False, prefix_chars="\0"
-    )
-    run_cmd.add_argument("run_args", nargs=argparse.REMAINDER)
-
-    release_cmd = commands.add_parser(
-        "release-all",
-        help="remove the operator's finalizer from every ComposeApp (uninstalling with apps left)",
-        add_help=False,
-        prefix_chars="\0",
-    )
-    release_cmd.add_argument("release_args", nargs=argparse.REMAINDER)
-
-    gateway_cmd = commands.add_parser(
-        "gateway",
-        help="serve an app's model gateway (in its pods)",
-        add_help=False,
-        prefix_chars="\0",
-    )
-    gateway_cmd.add_argument("gateway_args", nargs=argparse.REMAINDER)
+    # Listed for --help only: main() hands these commands their arguments before parsing.
+    for name, summary in (
+        ("run", "start the operator"),
+        (
+            "release-all",
+            "remove the operator's finalizer from every ComposeApp (uninstalling with apps left)",
+        ),
+        ("gateway", "serve an app's model gateway (in its pods)"),
+    ):
+        passed_on = commands.add_parser(name, help=summary, add_help=False, prefix_chars="\0")
+        passed_on.add_argument("arguments", nargs=argparse.REMAINDER)
     return parser
 
 
