@@ -7,6 +7,7 @@ says which tool and how to get it.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from compose_operator.settings import Settings
 from tests import pss
 
 REPO = Path(__file__).resolve().parent.parent
@@ -183,3 +185,14 @@ def restricted_violations(pod_spec: Mapping[str, Any]) -> list[str]:
         if context.get("runAsUser", pod_context.get("runAsUser")) in (None, 0):
             problems.append(f"{where}: no numeric non-root runAsUser")
     return problems
+
+
+def with_built_in_images(settings: Settings) -> Settings:
+    """`settings` with the built-in puller and gateway images: what a package changes
+    besides pointing both at the operator's own image."""
+    built_in = Settings()
+    return dataclasses.replace(
+        settings,
+        puller_image=built_in.puller_image,
+        gateway=dataclasses.replace(settings.gateway, image=built_in.gateway.image),
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import subprocess
 from typing import Any
@@ -25,6 +24,7 @@ from tests.packaging_support import (
     require_tool,
     restricted_violations,
     run,
+    with_built_in_images,
 )
 
 IMAGE = "ghcr.io/compose-operator/compose-operator:0.1.0"
@@ -166,15 +166,7 @@ def test_default_settings_are_the_built_in_defaults_with_the_operator_as_puller(
     settings = load_settings(settings_text(defaults))
     assert settings.puller_image == IMAGE
     assert settings.gateway.image == IMAGE
-    built_in = Settings()
-    assert (
-        dataclasses.replace(
-            settings,
-            puller_image=built_in.puller_image,
-            gateway=dataclasses.replace(settings.gateway, image=built_in.gateway.image),
-        )
-        == built_in
-    )
+    assert with_built_in_images(settings) == Settings()
 
 
 def test_default_settings_equal_the_kustomize_settings(defaults: list[dict[str, Any]]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,6 +21,7 @@ from tests.packaging_support import (
     kustomize_build,
     one_object,
     restricted_violations,
+    with_built_in_images,
 )
 
 NAMESPACE = "compose-operator"
@@ -185,15 +185,7 @@ def test_the_settings_are_the_defaults_with_the_operator_as_puller(
     settings = load_settings(text)
     assert settings.puller_image == operator_container(objects)["image"]
     assert settings.gateway.image == operator_container(objects)["image"]
-    defaults = Settings()
-    assert (
-        dataclasses.replace(
-            settings,
-            puller_image=defaults.puller_image,
-            gateway=dataclasses.replace(settings.gateway, image=defaults.gateway.image),
-        )
-        == defaults
-    )
+    assert with_built_in_images(settings) == Settings()
 
 
 def test_services_reach_metrics_and_the_webhook(objects: list[dict[str, Any]]) -> None:
