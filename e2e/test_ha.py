@@ -11,7 +11,7 @@ import json
 import signal
 import time
 from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
 
 import pytest
 
@@ -55,7 +55,7 @@ def args_of(cluster: Cluster, namespace: str) -> list[str]:
 
 
 @pytest.fixture
-def pair(cluster: Cluster, tmp_path: Any) -> Iterator[tuple[OperatorProcess, OperatorProcess]]:
+def pair(cluster: Cluster, tmp_path: Path) -> Iterator[tuple[OperatorProcess, OperatorProcess]]:
     account = install_crd_and_rbac(cluster, webhook=False)
     cluster.kubectl("-n", OPERATOR_NAMESPACE, "delete", "lease", LEASE, check=False)
     with running_operator(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from typing import Any
+from pathlib import Path
 
 import yaml
 
@@ -57,7 +57,7 @@ def finalizers(cluster: Cluster, namespace: str, name: str) -> list[str]:
 
 
 def test_release_all_frees_every_app_the_operator_left_behind(
-    cluster: Cluster, namespace: str, tmp_path: Any
+    cluster: Cluster, namespace: str, tmp_path: Path
 ) -> None:
     account = install_crd_and_rbac(cluster, webhook=False)
     apply_as_helm(cluster, namespace, opted_in=True)

@@ -26,6 +26,7 @@ import secrets
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -118,8 +119,8 @@ def spaces(cluster: Cluster) -> Iterator[Namespaces]:
 
 
 def operator_with(
-    cluster: Cluster, scratch: Any, policy: str
-) -> Any:  # a context manager of OperatorProcess
+    cluster: Cluster, scratch: Path, policy: str
+) -> contextlib.AbstractContextManager[OperatorProcess]:
     account = install_crd_and_rbac(
         cluster, webhook=False, chart_values=("settings.networkPolicies=true",)
     )
@@ -162,6 +163,18 @@ def wait_for(cluster: Cluster, namespace: str, name: str, check: Any, what: str)
     except AssertionError:
         status = app_of(cluster, namespace, name).get("status")
         raise AssertionError(f"{what}; {namespace}/{name} status: {dumps(status)}") from None
+
+
+def offering_app_gone(cluster: Cluster, namespace: str) -> None:
+    """Waits for the offering app `models` to be deleted: its finalizer lets it go only once
+    nobody is bound."""
+    eventually(
+        lambda: cluster.kubectl(
+            "-n", namespace, "get", "composeapp", "models", check=False
+        ).returncode != 0,
+        timeout=60,
+        what="the offering app deleted once nobody is bound",
+    )  # fmt: skip
 
 
 def ready(app: dict[str, Any]) -> bool:
@@ -310,7 +323,7 @@ def test_prefer(
     cluster: Cluster,
     spaces: Namespaces,
     watcher: HalfBoundWatcher,
-    tmp_path: Any,
+    tmp_path: Path,
     record_property: Any,
 ) -> None:
     with operator_with(cluster, tmp_path, "prefer") as operator, cleaned_up(cluster, spaces):
@@ -423,16 +436,7 @@ def test_prefer(
                 cluster, namespace, "chat", lambda a: ready(a) and sources(a) == {"llm": "own"},
                 f"{namespace} on its own model after the offer went",
             )  # fmt: skip
-        eventually(
-            lambda: (
-                cluster.kubectl(
-                    "-n", spaces.platform, "get", "composeapp", "models", check=False
-                ).returncode
-                != 0
-            ),
-            timeout=60,
-            what="the offering app deleted once nobody is bound",
-        )
+        offering_app_gone(cluster, spaces.platform)
         watcher.stop.set()
     record_property("half_bound_looks", watcher.looks)
     assert watcher.looks >= 10, f"only {watcher.looks} looks"
@@ -443,7 +447,7 @@ def test_require(
     cluster: Cluster,
     spaces: Namespaces,
     watcher: HalfBoundWatcher,
-    tmp_path: Any,
+    tmp_path: Path,
 ) -> None:
     with operator_with(cluster, tmp_path, "require"), cleaned_up(cluster, spaces):
         set_up(cluster, spaces)
@@ -497,16 +501,7 @@ def test_require(
                 in condition(a, "Stalled")["message"],
                 f"{namespace} refused after the offer went",
             )  # fmt: skip
-        eventually(
-            lambda: (
-                cluster.kubectl(
-                    "-n", spaces.platform, "get", "composeapp", "models", check=False
-                ).returncode
-                != 0
-            ),
-            timeout=60,
-            what="the offering app deleted once nobody is bound",
-        )
+        offering_app_gone(cluster, spaces.platform)
         assert model_deployments(cluster, spaces) == []
         watcher.stop.set()
     assert watcher.looks >= 10, f"only {watcher.looks} looks"

@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -549,7 +550,7 @@ def test_a_stopping_gateway_fails_readiness_then_drains_what_it_serves() -> None
     run(test)
 
 
-def test_a_routing_file_that_is_not_a_table_is_refused(tmp_path: Any) -> None:
+def test_a_routing_file_that_is_not_a_table_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "routes.json"
     path.write_text('{"app": "chat"}')
     assert main.main(["--routes", str(path)]) == 2
