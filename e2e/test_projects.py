@@ -15,7 +15,7 @@ import base64
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -121,18 +121,19 @@ def create_secret(cluster: Cluster, namespace: str, name: str, key: str, value: 
     )
 
 
-def wait_for(cluster: Cluster, namespace: str, name: str, what: str, check: Any) -> dict[str, Any]:
+def wait_for(
+    cluster: Cluster, namespace: str, name: str, what: str, check: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        app = app_status(cluster, namespace, name)
+        return app if check(app) else None
+
     try:
-        app: dict[str, Any] = eventually(
-            lambda: (found := app_status(cluster, namespace, name)) and check(found) and found,
-            timeout=90,
-            what=what,
-        )
+        return eventually(probe, timeout=90, what=what)
     except AssertionError:
         raise AssertionError(
             f"{what}; status: {dumps(app_status(cluster, namespace, name).get('status'))}"
         ) from None
-    return app
 
 
 def ready(app: dict[str, Any]) -> bool:

@@ -24,7 +24,7 @@ import json
 import re
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,7 +153,9 @@ def settled(app: dict[str, Any]) -> bool:
     return bool(app.get("status", {}).get("observedGeneration") == app["metadata"]["generation"])
 
 
-def wait_for(cluster: Cluster, namespace: str, name: str, check: Any, what: str) -> dict[str, Any]:
+def wait_for(
+    cluster: Cluster, namespace: str, name: str, check: Callable[[dict[str, Any]], bool], what: str
+) -> dict[str, Any]:
     def probe() -> dict[str, Any] | None:
         app = app_of(cluster, namespace, name)
         return app if settled(app) and check(app) else None
