@@ -209,3 +209,36 @@ def test_network_policies_component_adds_only_that_grant(tmp_path: Path) -> None
     )
     role = one_object(kustomize_build(tmp_path), "ClusterRole")
     assert grants_of(role) == OPERATOR_GRANTS | NETWORK_POLICY_GRANTS | SHARING_GRANTS
+
+
+def namespace_values(node: Any) -> list[str]:
+    """Every value of a `namespace` key anywhere in a manifest."""
+    if isinstance(node, dict):
+        own = [node["namespace"]] if isinstance(node.get("namespace"), str) else []
+        return own + [found for value in node.values() for found in namespace_values(value)]
+    if isinstance(node, list):
+        return [found for item in node for found in namespace_values(item)]
+    return []
+
+
+def test_an_overlays_namespace_moves_every_object_and_every_reference_to_it(
+    tmp_path: Path,
+) -> None:
+    """kustomize's namespace transformer rewrites a binding subject only when it is named
+    `default`, and a webhook's Service reference not at all: with only that, the operator in
+    `ops` would be bound as a ServiceAccount of `compose-operator`, and the API server would
+    call a webhook Service there. The references follow through kustomize's name links."""
+    base = os.path.relpath(MANIFESTS, tmp_path)
+    (tmp_path / "kustomization.yaml").write_text(f"namespace: ops\nresources: [{base}]\n")
+    objects = kustomize_build(tmp_path)
+    assert one_object(objects, "Namespace")["metadata"]["name"] == "ops"
+    assert {value for obj in objects for value in namespace_values(obj)} == {"ops"}
+    bindings = [o for o in objects if o["kind"] in ("RoleBinding", "ClusterRoleBinding")]
+    assert len(bindings) == 3
+    assert all(
+        subject == {"kind": "ServiceAccount", "name": "compose-operator", "namespace": "ops"}
+        for binding in bindings
+        for subject in binding["subjects"]
+    )
+    (webhook,) = one_object(objects, "ValidatingWebhookConfiguration")["webhooks"]
+    assert webhook["clientConfig"]["service"]["namespace"] == "ops"
